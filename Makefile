@@ -1,0 +1,68 @@
+# modelship — every developer and CI entry point. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+EXTRAS ?= operator,runtime,convert,dev
+export MODELSHIP_CACHE ?= $(HOME)/.cache/modelship
+export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
+
+# --- Python environment -----------------------------------------------------
+$(VENV)/.stamp: pyproject.toml hack/venv.sh
+	@bash hack/venv.sh "$(VENV)" "$(EXTRAS)"
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV)/.stamp ## create the virtualenv with every extra (uv, cached under ~/.cache)
+
+# --- Quality ----------------------------------------------------------------
+.PHONY: lint
+lint: venv ## ruff and mypy --strict
+	$(VENV)/bin/ruff check operator serving-runtime tests hack
+	$(VENV)/bin/ruff format --check operator serving-runtime tests hack
+	$(VENV)/bin/mypy operator/modelship serving-runtime/modelship_runtime
+
+.PHONY: fmt
+fmt: venv ## apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix operator serving-runtime tests hack
+	$(VENV)/bin/ruff format operator serving-runtime tests hack
+
+# --- Tests --------------------------------------------------------------------
+.PHONY: test
+test: lint binaries ## the whole suite: lint, unit, integration (starts and stops a cluster if none runs)
+	$(PY) -m pytest tests -m "not e2e or e2e" -p no:cacheprovider
+
+.PHONY: test-unit
+test-unit: venv ## unit tests only (no cluster)
+	$(PY) -m pytest tests/unit
+
+.PHONY: test-integration
+test-integration: venv binaries ## integration tests against a real apiserver
+	$(PY) -m pytest tests/integration
+
+# --- Local cluster ------------------------------------------------------------
+.PHONY: binaries
+binaries: ## build Kubernetes, etcd from the Go module proxy (cached by version)
+	@bash hack/build-binaries.sh all
+
+.PHONY: cluster-up
+cluster-up: binaries ## start the local cluster (no-op when up); kubeconfig in .cluster/kubeconfig
+	@bash hack/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## stop the local cluster; no process is left behind
+	@bash hack/cluster.sh down
+
+.PHONY: cluster-status
+cluster-status: ## health of every cluster component
+	@bash hack/cluster.sh status
+
+# --- Demo ---------------------------------------------------------------------
+.PHONY: demo
+demo: venv cluster-up ## the main job, end to end
+	@bash hack/demo.sh
