@@ -32,10 +32,14 @@ fmt: venv ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix operator serving-runtime tests hack
 	$(VENV)/bin/ruff format operator serving-runtime tests hack
 
+.PHONY: crds
+crds: venv ## regenerate crds/ from the pydantic API models (operator/modelship/api.py)
+	$(PY) -m modelship.crd
+
 # --- Tests --------------------------------------------------------------------
 .PHONY: test
-test: lint binaries ## the whole suite: lint, unit, integration (starts and stops a cluster if none runs)
-	$(PY) -m pytest tests -m "not e2e or e2e" -p no:cacheprovider
+test: lint binaries images ## the whole suite: lint, unit, integration, e2e (starts and stops a cluster if none runs)
+	$(PY) -m pytest tests -p no:cacheprovider
 
 .PHONY: test-unit
 test-unit: venv ## unit tests only (no cluster)
@@ -47,7 +51,7 @@ test-integration: venv binaries ## integration tests against a real apiserver
 
 # --- Local cluster ------------------------------------------------------------
 .PHONY: binaries
-binaries: ## build Kubernetes, etcd from the Go module proxy (cached by version)
+binaries: ## build Kubernetes, etcd and CoreDNS from the Go module proxy (cached by version)
 	@bash hack/build-binaries.sh all
 
 .PHONY: cluster-up
@@ -66,3 +70,21 @@ cluster-status: ## health of every cluster component
 .PHONY: demo
 demo: venv cluster-up ## the main job, end to end
 	@bash hack/demo.sh
+
+# --- Images -------------------------------------------------------------------
+.PHONY: images
+images: venv ## build the pause, runtime and operator images from a Debian rootfs (cached by input hash)
+	@bash hack/images.sh build
+
+# --- Benchmarks (never part of `make test`) ------------------------------------
+.PHONY: bench-runtime
+bench-runtime: venv ## serving runtime vs raw ORT, an ASGI floor and peer servers
+	$(PY) tests/bench/bench_runtime.py
+
+.PHONY: bench-build
+bench-build: venv ## variants of the 784-1024-1024-10 MLP: FP32 vs INT8 vs FP16
+	$(PY) tests/bench/bench_build.py
+
+.PHONY: bench-operator
+bench-operator: venv binaries ## N = 100 and 1000 ModelDeployments: time to reconcile, RSS, API calls
+	$(PY) tests/bench/bench_operator.py

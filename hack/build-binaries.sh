@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the local cluster's Go programs (Kubernetes, etcd, CoreDNS, the pause
-# program) from the Go module proxy into a cache outside the repo, keyed by version.
+# Builds the local cluster's Go programs (Kubernetes, etcd, CoreDNS) from the Go
+# module proxy into a cache outside the repo, keyed by version.
 #
 # k8s.io/kubernetes cannot be `go install`ed: its go.mod replaces its staging
 # modules with ./staging paths. We depend on it from a throwaway wrapper module
@@ -93,9 +93,22 @@ EOF
   log "etcd $ETCD_VERSION built into $out"
 }
 
+build_coredns() {
+  local out=$COREDNS_BIN
+  if [[ -x $out/coredns ]]; then log "coredns $COREDNS_VERSION cached"; return; fi
+  log "building coredns $COREDNS_VERSION"
+  mkdir -p "$out.tmp"
+  # CoreDNS's go.mod has no replace directives, so a plain `go install` works.
+  GOFLAGS= GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w" \
+    "github.com/coredns/coredns@$COREDNS_VERSION"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  log "coredns $COREDNS_VERSION built into $out"
+}
+
 case "${1:-all}" in
   kubernetes) build_kubernetes ;;
   etcd) build_etcd ;;
-  all) build_etcd; build_kubernetes ;;
-  *) echo "usage: $0 [all|kubernetes|etcd]" >&2; exit 2 ;;
+  coredns) build_coredns ;;
+  all) build_etcd; build_kubernetes; build_coredns ;;
+  *) echo "usage: $0 [all|kubernetes|etcd|coredns]" >&2; exit 2 ;;
 esac

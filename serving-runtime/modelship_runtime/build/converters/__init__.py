@@ -1,0 +1,1 @@
+"""One converter per source framework, each exposing `convert(fmt, path, *, kind, signature)`."""

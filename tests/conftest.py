@@ -1,0 +1,50 @@
+"""Fixtures shared by every tier: the real cluster, its API client and a namespace per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client, config
+
+from tests.support import cluster as cluster_support
+from tests.support.waiting import wait_until
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[cluster_support.Cluster]:
+    acquired = cluster_support.acquire()
+    try:
+        yield acquired
+    finally:
+        cluster_support.release(acquired)
+
+
+@pytest.fixture(scope="session")
+def api_client(cluster: cluster_support.Cluster) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=cluster.kubeconfig)
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@pytest.fixture
+def namespace(api_client: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace, named after the test, deleted afterwards."""
+    core = client.CoreV1Api(api_client)
+    stem = request.node.name.lower().replace("_", "-")
+    stem = "".join(ch for ch in stem if ch.isalnum() or ch == "-")[:40].strip("-")
+    name = f"t-{stem}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    # The ServiceAccount controller creates `default`; pods cannot be created before it exists.
+    wait_until(
+        lambda: core.list_namespaced_service_account(name).items,
+        timeout=30,
+        what=f"default ServiceAccount in {name}",
+    )
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)

@@ -1,0 +1,49 @@
+"""The cluster under test: started on demand, reused when running, stopped if started here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER_SCRIPT = REPO / "hack" / "cluster.sh"
+DEFAULT_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    kubeconfig: str
+    started_here: bool
+
+
+def _status_ok() -> bool:
+    result = subprocess.run(
+        ["bash", str(CLUSTER_SCRIPT), "status"], capture_output=True, text=True, check=False
+    )
+    return result.returncode == 0
+
+
+def acquire() -> Cluster:
+    """Returns a cluster to test against, starting the local one only when none runs."""
+    external = os.environ.get("MODELSHIP_TEST_KUBECONFIG")
+    if external:
+        if not Path(external).is_file():
+            raise RuntimeError(f"MODELSHIP_TEST_KUBECONFIG={external} is not a file")
+        return Cluster(kubeconfig=external, started_here=False)
+    if _status_ok():
+        return Cluster(kubeconfig=str(DEFAULT_KUBECONFIG), started_here=False)
+    # Output goes straight to the terminal so a cold start shows its progress.
+    result = subprocess.run(["bash", str(CLUSTER_SCRIPT), "up"], check=False)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"'hack/cluster.sh up' failed with exit {result.returncode}; logs in .cluster/logs/"
+        )
+    return Cluster(kubeconfig=str(DEFAULT_KUBECONFIG), started_here=True)
+
+
+def release(cluster: Cluster) -> None:
+    """Stops the cluster only if this test session started it."""
+    if cluster.started_here:
+        subprocess.run(["bash", str(CLUSTER_SCRIPT), "down"], check=False)
