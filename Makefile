@@ -51,8 +51,9 @@ test-integration: venv binaries ## integration tests against a real apiserver
 
 # --- Local cluster ------------------------------------------------------------
 .PHONY: binaries
-binaries: ## build Kubernetes, etcd and CoreDNS from the Go module proxy (cached by version)
+binaries: ## build Kubernetes, etcd, CoreDNS and MinIO from the Go module proxy (cached by version)
 	@bash hack/build-binaries.sh all
+	@bash hack/build-s3.sh >/dev/null
 
 .PHONY: cluster-up
 cluster-up: binaries ## start the local cluster (no-op when up); kubeconfig in .cluster/kubeconfig
