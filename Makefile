@@ -69,7 +69,7 @@ cluster-status: ## health of every cluster component
 
 # --- Demo ---------------------------------------------------------------------
 .PHONY: demo
-demo: venv cluster-up ## the main job, end to end
+demo: venv images cluster-up ## the main job end to end: cluster, operator, a model served, one inference
 	@bash hack/demo.sh
 
 # --- Images -------------------------------------------------------------------

@@ -34,9 +34,18 @@ ensure_kernel_settings() {
     log "warning: net.bridge.bridge-nf-call-iptables not settable; pod-to-Service on one bridge may fail"
 }
 
+# kube-proxy exits when its config file changes under it, so a repeated `up`
+# must leave unchanged files untouched.
+write_if_changed() {
+  local target=$1 tmp
+  tmp=$(mktemp)
+  cat >"$tmp"
+  if cmp -s "$tmp" "$target"; then rm -f "$tmp"; else mv "$tmp" "$target"; fi
+}
+
 write_node_config() {
   mkdir -p "$CONTAINERD_DIR" "$CNI_CONF_DIR" "$KUBELET_DIR" "$RUN/containerd" "$CLUSTER_DIR/cni/ipam"
-  cat >"$CONTAINERD_DIR/config.toml" <<EOF
+  write_if_changed "$CONTAINERD_DIR/config.toml" <<EOF
 version = 2
 root = "$CONTAINERD_DIR/root"
 state = "$CONTAINERD_DIR/state"
@@ -60,7 +69,7 @@ state = "$CONTAINERD_DIR/state"
     bin_dir = "$CNI_BIN_DIR"
     conf_dir = "$CNI_CONF_DIR"
 EOF
-  cat >"$CNI_CONF_DIR/10-modelship.conflist" <<EOF
+  write_if_changed "$CNI_CONF_DIR/10-modelship.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
   "name": "modelship",
@@ -82,7 +91,7 @@ EOF
   ]
 }
 EOF
-  cat >"$KUBELET_DIR/config.yaml" <<EOF
+  write_if_changed "$KUBELET_DIR/config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $NODE_IP
@@ -110,7 +119,7 @@ evictionHard: {memory.available: 200Mi, nodefs.available: 2%, imagefs.available:
 podPidsLimit: 4096
 maxPods: 110
 EOF
-  cat >"$CLUSTER_DIR/kube-proxy.yaml" <<EOF
+  write_if_changed "$CLUSTER_DIR/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $CLUSTER_DIR/kube-proxy.kubeconfig}
@@ -121,9 +130,10 @@ healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 # Leave the host's conntrack table size alone: this may be a VM that forbids changing it.
 conntrack: {maxPerCore: 0}
+nodePortAddresses: [$NODE_IP/32]
 EOF
   kubeconfig "$CLUSTER_DIR/coredns.kubeconfig" coredns
-  cat >"$CLUSTER_DIR/Corefile" <<EOF
+  write_if_changed "$CLUSTER_DIR/Corefile" <<EOF
 .:53 {
     bind $NODE_IP
     errors
@@ -151,7 +161,7 @@ node_ready() {
 }
 
 # CoreDNS runs on the node's address as a host process; the kube-dns Service
-# points at it through a selectorless Endpoints object.
+# points at it through an EndpointSlice of our own (the Service has no selector).
 apply_cluster_addons() {
   kubectl_admin apply --server-side --field-manager modelship-cluster -f - >/dev/null <<EOF
 apiVersion: rbac.authorization.k8s.io/v1
@@ -179,6 +189,22 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:kube-proxy"}
 ---
+# The 1.33 node-proxier role lacks ServiceCIDRs, which kube-proxy watches.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "modelship:kube-proxy-extra"}
+rules:
+- apiGroups: [networking.k8s.io]
+  resources: [servicecidrs]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "modelship:kube-proxy-extra"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "modelship:kube-proxy-extra"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:kube-proxy"}
+---
 apiVersion: v1
 kind: Service
 metadata:
@@ -191,17 +217,21 @@ spec:
   - {name: dns, port: 53, protocol: UDP, targetPort: 53}
   - {name: dns-tcp, port: 53, protocol: TCP, targetPort: 53}
 ---
-apiVersion: v1
-kind: Endpoints
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
 metadata:
-  name: kube-dns
+  name: kube-dns-node
   namespace: kube-system
-  labels: {k8s-app: kube-dns}
-subsets:
-- addresses: [{ip: $NODE_IP}]
-  ports:
-  - {name: dns, port: 53, protocol: UDP}
-  - {name: dns-tcp, port: 53, protocol: TCP}
+  labels:
+    kubernetes.io/service-name: kube-dns
+    endpointslice.kubernetes.io/managed-by: modelship-cluster
+addressType: IPv4
+endpoints:
+- addresses: [$NODE_IP]
+  conditions: {ready: true}
+ports:
+- {name: dns, port: 53, protocol: UDP}
+- {name: dns-tcp, port: 53, protocol: TCP}
 EOF
 }
 
