@@ -1,0 +1,3 @@
+module modelship.local/pause
+
+go 1.22
