@@ -20,7 +20,8 @@ MAKE_MODEL = (
     " [h.make_tensor_value_info('a', T.FLOAT, [None, 2]),"
     " h.make_tensor_value_info('b', T.FLOAT, [None, 2])],"
     " [h.make_tensor_value_info('y', T.FLOAT, [None, 2])]);"
-    "onnx.save(h.make_model(g, opset_imports=[h.make_opsetid('', 17)]), '/models/add.onnx')"
+    "onnx.save(h.make_model(g, ir_version=10, opset_imports=[h.make_opsetid('', 17)]),"
+    " '/models/add.onnx')"
 )
 
 
