@@ -1,3 +1,3 @@
-"""modelship: a Kubernetes operator that builds, validates, serves, canaries and scales ML models."""
+"""modelship: a Kubernetes operator that builds, validates, serves, canaries and scales models."""
 
 __version__ = "0.1.0"
