@@ -1,0 +1,60 @@
+"""Typed settings of the serving runtime, filled from the `serve` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GraphOptimization = Literal["none", "basic", "extended", "all"]
+FeedbackTask = Literal["auto", "classification", "regression"]
+
+
+class ServerSettings(BaseModel):
+    """Everything `modelship-runtime serve` can be told; defaults suit one model per pod."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_path: Path
+    model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    model_version: str = Field(default="1", min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    host: str = "0.0.0.0"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    # None turns the gRPC front end off.
+    grpc_port: int | None = Field(default=8081, ge=0, le=65535)
+
+    # Batching is on only when both are positive: max_batch_size <= 1 or max_delay_ms == 0 is off.
+    max_batch_size: int = Field(default=0, ge=0, le=65536)
+    max_delay_ms: float = Field(default=0.0, ge=0.0, le=10_000.0)
+
+    # None means: the container's CPU limit (cgroup quota), bounded by the CPUs we may run on.
+    threads: int | None = Field(default=None, ge=1, le=1024)
+    inter_op_threads: int = Field(default=1, ge=1, le=1024)
+    graph_optimization: GraphOptimization = "all"
+    execution_providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    warmup_runs: int = Field(default=3, ge=0, le=10_000)
+    # Where ONNX Runtime runs: on the event loop ("inline": no thread hand-off, best for small
+    # models), on a worker thread ("thread": the loop keeps serving health checks and parsing
+    # during long runs), or "auto": inline when a warm-up run of one row takes under
+    # inline_threshold_ms.
+    execution: Literal["auto", "inline", "thread"] = "auto"
+    inline_threshold_ms: float = Field(default=1.0, ge=0.0)
+
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
+    feedback_max_entries: int = Field(default=50_000, ge=0)
+    feedback_retention_s: float = Field(default=3600.0, ge=0.0)
+    feedback_max_rows: int = Field(default=1024, ge=1)
+    feedback_output: str | None = None
+    feedback_task: FeedbackTask = "auto"
+
+    # Seconds between readiness turning false and the listeners closing, so that endpoints
+    # controllers stop routing to us before we stop accepting.
+    drain_delay_s: float = Field(default=0.0, ge=0.0, le=600.0)
+    drain_timeout_s: float = Field(default=30.0, ge=0.0, le=3600.0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def batching(self) -> bool:
+        return self.max_batch_size > 1 and self.max_delay_ms > 0

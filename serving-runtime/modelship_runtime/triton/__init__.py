@@ -1,0 +1,1 @@
+"""NVIDIA Triton support: model repository rendering and readiness checks through tritonclient."""
