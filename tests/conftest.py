@@ -9,7 +9,16 @@ import pytest
 from kubernetes import client, config
 
 from tests.support import cluster as cluster_support
+from tests.support.diagnostics import describe_namespace
 from tests.support.waiting import wait_until
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    # Keeps each phase's report on the test item so fixtures can tell a failed test.
+    report: pytest.TestReport = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -47,4 +56,7 @@ def namespace(api_client: client.ApiClient, request: pytest.FixtureRequest) -> I
     try:
         yield name
     finally:
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            print(describe_namespace(api_client, name))
         core.delete_namespace(name)
