@@ -111,7 +111,7 @@ def test_runtime_pod_is_ready_and_answers_through_a_service_from_another_pod(
             (apps.read_namespaced_deployment_status("add", namespace).status.ready_replicas or 0)
             >= 1
         ),
-        timeout=120,
+        timeout=300,
         what="the runtime Deployment to have a Ready pod",
     )
     url = f"http://add.{namespace}.svc.cluster.local:8080/v2/health/ready"
@@ -120,7 +120,7 @@ def test_runtime_pod_is_ready_and_answers_through_a_service_from_another_pod(
     )
     batch.create_namespaced_job(namespace, _job("probe", ["python3", "-c", probe]))
     job = wait_until(
-        lambda: _job_finished(batch, "probe", namespace), timeout=120, what="the probe Job"
+        lambda: _job_finished(batch, "probe", namespace), timeout=300, what="the probe Job"
     )
     log = _job_pod_log(core, "probe", namespace)
     assert job.status.succeeded == 1, log
@@ -135,7 +135,7 @@ def test_job_completes_and_its_logs_are_readable(
         namespace, _job("hello", ["sh", "-c", "echo hello-from-the-node; exit 0"])
     )
     job = wait_until(
-        lambda: _job_finished(batch, "hello", namespace), timeout=120, what="the Job to finish"
+        lambda: _job_finished(batch, "hello", namespace), timeout=300, what="the Job to finish"
     )
     assert job.status.succeeded == 1
     assert "hello-from-the-node" in _job_pod_log(core, "hello", namespace)
@@ -169,11 +169,11 @@ def test_deleting_a_deployment_garbage_collects_its_pods(
         pods = core.list_namespaced_pod(namespace, label_selector=selector).items
         return sum(1 for p in pods if p.status.phase == "Running")
 
-    wait_until(lambda: running() == 2, timeout=120, what="two running sleeper pods")
+    wait_until(lambda: running() == 2, timeout=300, what="two running sleeper pods")
     apps.delete_namespaced_deployment("sleeper", namespace, propagation_policy="Background")
     wait_until(
         lambda: not core.list_namespaced_pod(namespace, label_selector=selector).items,
-        timeout=120,
+        timeout=300,
         what="the garbage collector to delete the pods",
     )
 
@@ -199,6 +199,6 @@ def test_pod_over_its_memory_limit_is_oom_killed_and_reported(
         statuses = core.read_namespaced_pod_status("hog", namespace).status.container_statuses
         return statuses[0].state.terminated if statuses and statuses[0].state.terminated else None
 
-    state = wait_until(terminated, timeout=120, what="the memory hog to terminate")
+    state = wait_until(terminated, timeout=300, what="the memory hog to terminate")
     assert state.reason == "OOMKilled"
     assert state.exit_code == 137
