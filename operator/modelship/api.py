@@ -1,0 +1,614 @@
+"""The ModelDeployment API (modelship.io/v1alpha1): spec and status as pydantic models."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+GROUP = "modelship.io"
+VERSION = "v1alpha1"
+KIND = "ModelDeployment"
+PLURAL = "modeldeployments"
+SINGULAR = "modeldeployment"
+SHORT_NAMES = ["md"]
+
+# Children names append "-build-<10 hex>" (and pod-name suffixes) to the CR name; keeping
+# the CR name short keeps every child a valid DNS-1035 label (Service) of <= 63 characters.
+MAX_NAME_LENGTH = 45
+
+Format = Literal["onnx", "sklearn", "xgboost", "lightgbm", "pytorch"]
+GraphOptimization = Literal["none", "basic", "extended", "all"]
+Quantization = Literal["none", "dynamic-int8", "static-int8", "fp16", "auto"]
+Datatype = Literal[
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+]
+Phase = Literal["Building", "Deploying", "Progressing", "Ready", "Degraded", "Failed"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+URI_PATTERN = (
+    r"^(s3://[^/]+/.+|gs://[^/]+/.+|https?://.+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/.+|file:///.+)$"
+)
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+
+Quantity = Annotated[
+    int | str,
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "description": "A Kubernetes quantity such as 500m, 1 or 512Mi.",
+        }
+    ),
+]
+
+
+def rule(expression: str, message: str, field_path: str | None = None) -> dict[str, Any]:
+    """Build one CEL validation rule for x-kubernetes-validations."""
+    out: dict[str, Any] = {"rule": expression, "message": message}
+    if field_path is not None:
+        out["fieldPath"] = field_path
+    return out
+
+
+class Model(BaseModel):
+    """Base of every API object: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+# --- spec -----------------------------------------------------------------------------------
+
+
+class TensorSpec(Model):
+    """One named tensor of the model's signature."""
+
+    name: str = Field(min_length=1, max_length=128, description="Name of the tensor.")
+    datatype: Datatype = Field(description="Element type, as in the Open Inference Protocol v2.")
+    shape: list[Annotated[int, Field(ge=-1)]] = Field(
+        max_length=8, description="Dimensions; -1 marks a variable dimension (e.g. the batch)."
+    )
+
+
+class Signature(Model):
+    """Inputs and outputs of the model, for formats where they cannot be inferred."""
+
+    inputs: list[TensorSpec] = Field(
+        min_length=1, max_length=64, description="Input tensors, in the model's order."
+    )
+    outputs: list[TensorSpec] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Output tensors; inferred from the converted model when empty.",
+    )
+
+
+class ModelSource(Model):
+    """Where the model comes from and what it is."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                rule(
+                    "self.format == 'onnx' || has(self.signature)",
+                    "spec.model.signature is required when spec.model.format is not onnx "
+                    "(the converter needs the input shapes)",
+                    ".signature",
+                ),
+            ]
+        }
+    )
+
+    uri: str = Field(
+        max_length=2048,
+        pattern=URI_PATTERN,
+        description="Location of the model: s3://bucket/key, gs://bucket/key, http(s)://..., "
+        "pvc://claim/path (a PersistentVolumeClaim in the same namespace) or file:///path "
+        "(a path on the node; development only).",
+    )
+    format: Format = Field(default="onnx", description="Serialization format of the model.")
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[a-f0-9]{64}$",
+        description="Expected SHA-256 of the downloaded model; the build fails on a mismatch.",
+    )
+    credentials_secret: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description="Secret in the same namespace whose keys become environment variables of the "
+        "build (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, "
+        "GOOGLE_APPLICATION_CREDENTIALS, ...).",
+    )
+    signature: Signature | None = Field(
+        default=None, description="Input and output tensors, when not inferable from the model."
+    )
+
+
+class Validation(Model):
+    """Golden data set that proves an optimized variant still agrees with the original."""
+
+    dataset: str = Field(
+        max_length=2048,
+        pattern=URI_PATTERN,
+        description="URI of an .npz file with arrays x (inputs) and y (labels or targets).",
+    )
+    metric: Literal["accuracy", "f1", "rmse"] = Field(
+        default="accuracy", description="Metric compared between the original and each variant."
+    )
+    max_accuracy_drop: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Largest tolerated drop of the metric versus the original model.",
+    )
+
+
+class Optimization(Model):
+    """How the build optimizes the model before it is served."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                rule(
+                    "self.quantization != 'static-int8' || has(self.calibrationData)",
+                    "spec.optimization.calibrationData is required when quantization is "
+                    "static-int8",
+                    ".calibrationData",
+                ),
+                rule(
+                    "self.quantization != 'auto' || has(self.validation)",
+                    "spec.optimization.validation is required when quantization is auto "
+                    "(variants are selected by accuracy)",
+                    ".validation",
+                ),
+            ]
+        }
+    )
+
+    graph_optimization: GraphOptimization = Field(
+        default="all", description="ONNX Runtime graph optimization level baked into the artifact."
+    )
+    quantization: Quantization = Field(
+        default="none",
+        description="Quantization of the weights; auto builds every variant and keeps the "
+        "fastest one within the validation's accuracy budget.",
+    )
+    calibration_data: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=URI_PATTERN,
+        description="URI of an .npz file with representative inputs for static quantization.",
+    )
+    validation: Validation | None = Field(
+        default=None, description="Accuracy gate applied to every optimized variant."
+    )
+
+
+class Batching(Model):
+    """Server-side dynamic batching."""
+
+    max_batch_size: int = Field(
+        default=8, ge=1, le=4096, description="Largest batch the server forms; 1 disables batching."
+    )
+    max_delay_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description="Longest time a request waits for others to join its batch, in milliseconds.",
+    )
+
+
+class Resources(Model):
+    """Compute resources of each serving container."""
+
+    requests: dict[str, Quantity] | None = Field(
+        default=None,
+        max_length=16,
+        description="Minimum resources (cpu, memory, ...) reserved for each serving container.",
+    )
+    limits: dict[str, Quantity] | None = Field(
+        default=None,
+        max_length=16,
+        description="Maximum resources (cpu, memory, ...) of each serving container.",
+    )
+
+
+class Runtime(Model):
+    """The serving runtime."""
+
+    type: Literal["onnxruntime", "triton"] = Field(
+        default="onnxruntime", description="Inference server that serves the built artifact."
+    )
+    batching: Batching = Field(
+        default_factory=Batching, description="Server-side dynamic batching."
+    )
+    threads: int = Field(
+        default=1, ge=1, le=256, description="Intra-op threads of ONNX Runtime per serving pod."
+    )
+    resources: Resources | None = Field(
+        default=None, description="Requests and limits of the serving container."
+    )
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="Runtime image override for this model (build and serving); the operator's "
+        "default otherwise.",
+    )
+
+
+class ScalingTargets(Model):
+    """Per-replica targets of the built-in autoscaler."""
+
+    p95_latency_ms: float | None = Field(
+        default=None, gt=0, description="Target 95th percentile latency, in milliseconds."
+    )
+    requests_per_second_per_replica: float | None = Field(
+        default=None, gt=0, description="Target request rate per replica."
+    )
+
+
+class Scaling(Model):
+    """Replica bounds and autoscaling targets."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                rule(
+                    "!has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+                    "spec.scaling.minReplicas must be <= spec.scaling.maxReplicas",
+                    ".minReplicas",
+                ),
+            ]
+        }
+    )
+
+    min_replicas: int = Field(
+        default=1, ge=0, le=1000, description="Fewest serving replicas (used when replicas unset)."
+    )
+    max_replicas: int | None = Field(
+        default=None, ge=1, le=1000, description="Most serving replicas the autoscaler may run."
+    )
+    targets: ScalingTargets | None = Field(
+        default=None, description="Targets of the built-in latency- and load-based autoscaler."
+    )
+    scale_down_stabilization_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=3600,
+        description="Window over which the autoscaler keeps the highest recommendation before "
+        "scaling down.",
+    )
+
+
+class AnalysisMetric(Model):
+    """A custom PromQL check of the canary."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                rule(
+                    "has(self.max) || has(self.min)",
+                    "spec.rollout.analysis.metrics[]: set max or min",
+                ),
+            ]
+        }
+    )
+
+    name: str = Field(
+        min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN, description="Name of the check."
+    )
+    query: str = Field(
+        min_length=1, max_length=4096, description="PromQL query returning one scalar."
+    )
+    max: float | None = Field(default=None, description="Largest passing value.")
+    min: float | None = Field(default=None, description="Smallest passing value.")
+
+
+class Analysis(Model):
+    """Checks every canary step must pass."""
+
+    max_p99_latency_ms: float | None = Field(
+        default=None, gt=0, description="Largest tolerated p99 latency of the canary, in ms."
+    )
+    max_error_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Largest tolerated ratio of failed requests."
+    )
+    min_accuracy: float | None = Field(
+        default=None, ge=0, le=1, description="Smallest tolerated accuracy from delayed labels."
+    )
+    max_accuracy_drop_vs_stable: float | None = Field(
+        default=None, ge=0, le=1, description="Largest tolerated accuracy drop versus stable."
+    )
+    failure_limit: int = Field(
+        default=2, ge=1, le=100, description="Failed checks tolerated before rolling back."
+    )
+    metrics: list[AnalysisMetric] = Field(
+        default_factory=list, max_length=16, description="Additional PromQL checks."
+    )
+
+
+class ParentRef(Model):
+    """A Gateway API parent (Gateway) the route attaches to."""
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN, description="Gateway name."
+    )
+    namespace: str | None = Field(
+        default=None, max_length=63, pattern=DNS_LABEL_PATTERN, description="Gateway namespace."
+    )
+    section_name: str | None = Field(
+        default=None, max_length=253, description="Listener of the Gateway."
+    )
+
+
+class TrafficRouter(Model):
+    """How traffic is split between stable and canary."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                rule(
+                    "self.type != 'gatewayAPI' || (has(self.parentRefs) && "
+                    "size(self.parentRefs) > 0)",
+                    "spec.rollout.trafficRouter.parentRefs is required when type is gatewayAPI",
+                    ".parentRefs",
+                ),
+            ]
+        }
+    )
+
+    type: Literal["gatewayAPI", "replicas"] = Field(
+        default="replicas",
+        description="gatewayAPI weights an HTTPRoute; replicas splits by replica ratio.",
+    )
+    parent_refs: list[ParentRef] = Field(
+        default_factory=list, max_length=8, description="Gateways of the HTTPRoute (gatewayAPI)."
+    )
+
+
+class Rollout(Model):
+    """How a new revision replaces the stable one."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                rule(
+                    "self.steps.isSorted() && self.steps[size(self.steps) - 1] == 100",
+                    "spec.rollout.steps must be ascending and end at 100",
+                    ".steps",
+                ),
+                rule(
+                    "duration(self.interval) >= duration('1s')",
+                    "spec.rollout.interval must be at least 1s",
+                    ".interval",
+                ),
+            ]
+        }
+    )
+
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        default_factory=lambda: [100],
+        min_length=1,
+        max_length=20,
+        description="Canary traffic weights in percent, ascending, ending at 100.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    interval: str = Field(
+        default="30s",
+        max_length=32,
+        pattern=DURATION_PATTERN,
+        description="Time each step runs before its analysis (e.g. 30s, 2m).",
+    )
+    analysis: Analysis | None = Field(default=None, description="Checks of each step.")
+    traffic_router: TrafficRouter = Field(
+        default_factory=TrafficRouter, description="How traffic is split."
+    )
+
+
+class Monitoring(Model):
+    """Monitoring objects created for the model."""
+
+    pod_monitor: bool = Field(default=False, description="Create a Prometheus PodMonitor.")
+    rules: bool = Field(default=False, description="Create a PrometheusRule with SLO alerts.")
+    dashboard: bool = Field(default=False, description="Create a Grafana dashboard ConfigMap.")
+
+
+class ModelDeploymentSpec(Model):
+    """Desired state of a served model."""
+
+    model: ModelSource = Field(description="The model to build and serve.")
+    optimization: Optimization = Field(
+        default_factory=Optimization, description="Build-time optimization and its accuracy gate."
+    )
+    runtime: Runtime = Field(default_factory=Runtime, description="The serving runtime.")
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="Serving replicas; the target of the scale subresource (kubectl scale, HPA, "
+        "KEDA). Defaults to scaling.minReplicas.",
+    )
+    scaling: Scaling = Field(default_factory=Scaling, description="Replica bounds and targets.")
+    rollout: Rollout = Field(
+        default_factory=Rollout, description="How a new revision replaces the stable one."
+    )
+    monitoring: Monitoring = Field(
+        default_factory=Monitoring, description="Monitoring objects created for the model."
+    )
+
+    def revision(self) -> str:
+        """Name the revision: a digest of everything that changes the served artifact."""
+        identity = {
+            part: getattr(self, part).model_dump(mode="json", by_alias=True, exclude_defaults=True)
+            for part in ("model", "optimization", "runtime")
+        }
+        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+    def desired_replicas(self) -> int:
+        """Replicas to serve: the scale subresource's value, else the scaling floor."""
+        return self.replicas if self.replicas is not None else self.scaling.min_replicas
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+class Condition(Model):
+    """A kstatus-compatible condition."""
+
+    type: str = Field(max_length=316, description="Type of the condition, e.g. Ready.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(max_length=1024, description="CamelCase reason of the last transition.")
+    message: str = Field(default="", max_length=32768, description="Human-readable details.")
+    last_transition_time: str = Field(
+        description="When the status last flipped (RFC 3339).",
+        json_schema_extra={"format": "date-time"},
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="Generation of the spec this condition describes."
+    )
+
+
+class RevisionRef(Model):
+    """One revision of the model and its built artifact."""
+
+    revision: str = Field(description="Digest of model, optimization and runtime.")
+    digest: str | None = Field(
+        default=None, description="sha256 of the served artifact (the selected variant)."
+    )
+    artifact: str | None = Field(default=None, description="URI of the published build.")
+
+
+class Revisions(Model):
+    """The revisions the operator knows about."""
+
+    current: RevisionRef | None = Field(
+        default=None, description="Revision of the current spec (being built or served)."
+    )
+    stable: RevisionRef | None = Field(
+        default=None, description="Revision that last became fully Ready."
+    )
+
+
+class Canary(Model):
+    """State of a canary rollout."""
+
+    revision: str = Field(description="Revision under test.")
+    weight: int = Field(ge=0, le=100, description="Percent of traffic sent to the canary.")
+    step: int = Field(ge=0, description="Index of the current rollout step.")
+
+
+class BuildVariant(Model):
+    """One variant produced by the build."""
+
+    name: str = Field(description="Variant name (fp32, int8, fp16, ...).")
+    sha256: str | None = Field(default=None, description="Digest of the variant's file.")
+    accuracy: float | None = Field(default=None, description="Validation metric of the variant.")
+    p50_ms: float | None = Field(default=None, description="Median latency at batch 1, in ms.")
+    p99_ms: float | None = Field(default=None, description="p99 latency at batch 1, in ms.")
+    selected: bool = Field(default=False, description="Whether this variant is served.")
+
+
+class BuildStatus(Model):
+    """Outcome of the build of the current revision."""
+
+    revision: str = Field(description="Revision that was built.")
+    job: str = Field(description="Name of the build Job.")
+    state: Literal["Running", "Succeeded", "Failed"] = Field(description="State of the build.")
+    selected: str | None = Field(default=None, description="Name of the selected variant.")
+    source_sha256: str | None = Field(default=None, description="Digest of the source model.")
+    variants: list[BuildVariant] = Field(
+        default_factory=list, description="Variants built and measured."
+    )
+    error: str | None = Field(default=None, description="Cause of a failed build.")
+    log_tail: str | None = Field(
+        default=None, max_length=8192, description="Last lines of the failed build's log."
+    )
+
+
+class Decision(Model):
+    """The last rollout decision."""
+
+    action: str = Field(description="Promoted, RolledBack, Replaced, ...")
+    reason: str = Field(description="Why the decision was taken.")
+    at: str = Field(description="When (RFC 3339).", json_schema_extra={"format": "date-time"})
+
+
+class ModelDeploymentStatus(Model):
+    """Observed state of a served model, written only by the operator."""
+
+    phase: Phase | None = Field(default=None, description="Summary of the lifecycle.")
+    observed_generation: int | None = Field(
+        default=None, description="Generation of the spec the status describes."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Progressing, Degraded, BuildSucceeded, Reconciling, Stalled and one "
+        "condition per accepted-but-unimplemented feature (reason NotImplemented).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    revisions: Revisions | None = Field(default=None, description="Current and stable revision.")
+    canary: Canary | None = Field(default=None, description="Canary rollout in progress.")
+    build: BuildStatus | None = Field(default=None, description="Build of the current revision.")
+    last_decision: Decision | None = Field(default=None, description="Last rollout decision.")
+    replicas: int | None = Field(default=None, description="Serving pods (scale subresource).")
+    ready_replicas: int | None = Field(default=None, description="Serving pods that are ready.")
+    selector: str | None = Field(
+        default=None, description="Label selector of the serving pods (scale subresource)."
+    )
+    url: str | None = Field(default=None, description="In-cluster inference URL of the model.")
+
+
+class ModelDeployment(Model):
+    """A model built, validated and served by modelship (the parsed custom resource)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus
+
+    @classmethod
+    def from_body(cls, body: Any) -> ModelDeployment:
+        """Parse a raw object (dict or kopf body) once; nothing reads nested dicts after this."""
+        meta = body["metadata"]
+        return cls(
+            name=meta["name"],
+            namespace=meta["namespace"],
+            uid=meta["uid"],
+            generation=meta.get("generation", 1),
+            spec=ModelDeploymentSpec.model_validate(dict(body.get("spec") or {})),
+            status=ModelDeploymentStatus.model_validate(_known_status(body.get("status"))),
+        )
+
+
+def _known_status(raw: Any) -> dict[str, Any]:
+    # Fields written by others (e.g. kopf's own bookkeeping) are ignored, not fatal.
+    fields = {f.alias or n for n, f in ModelDeploymentStatus.model_fields.items()}
+    return {k: v for k, v in dict(raw or {}).items() if k in fields}

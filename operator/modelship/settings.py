@@ -1,0 +1,80 @@
+"""Typed settings of the operator process, read from MODELSHIP_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ENV_PREFIX = "MODELSHIP_"
+
+
+class OperatorSettings(BaseModel):
+    """Everything the operator reads from its environment, validated once at startup."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    runtime_image: str = Field(
+        default="docker.io/modelship/runtime:0.1.0",
+        min_length=1,
+        description="Image that runs `modelship-runtime build|fetch|serve`.",
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    artifact_store: str = Field(
+        default="file:///var/lib/modelship/artifacts",
+        description="Where builds are published: s3://bucket/prefix or file:///path. A file:// "
+        "store is a hostPath on the node (development default for a single-node cluster).",
+    )
+    artifact_store_secret: str | None = Field(
+        default=None,
+        description="Secret (in each model's namespace) with the S3 credentials of the store.",
+    )
+    artifact_store_uid: int = Field(
+        default=65532,
+        ge=0,
+        description="User id of the runtime image; owns this model's directory of a file:// store.",
+    )
+    namespaces: tuple[str, ...] = Field(
+        default=(), description="Namespaces to watch; empty means the whole cluster."
+    )
+    resync_seconds: float = Field(
+        default=300.0, gt=0, description="Period of the drift-repairing resync of every CR."
+    )
+    metrics_port: int = Field(default=8000, ge=0, le=65535, description="0 disables /metrics.")
+    health_port: int = Field(default=8080, ge=0, le=65535, description="0 disables /healthz.")
+    build_backoff_limit: int = Field(default=2, ge=0, le=10)
+    build_deadline_seconds: int = Field(default=1800, ge=60)
+    kept_build_jobs: int = Field(
+        default=3, ge=1, description="Finished build Jobs kept per ModelDeployment (newest first)."
+    )
+    max_workers: int = Field(
+        default=64, ge=1, description="Objects kopf processes at once (its worker limit)."
+    )
+    max_retry_delay_seconds: float = Field(default=300.0, gt=0)
+
+    @field_validator("artifact_store")
+    @classmethod
+    def _store_scheme(cls, value: str) -> str:
+        if not value.startswith(("s3://", "file:///")):
+            raise ValueError(
+                "MODELSHIP_ARTIFACT_STORE must be s3://bucket/prefix or file:///path, "
+                f"got {value!r}"
+            )
+        return value.rstrip("/")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
+        """Read MODELSHIP_<FIELD> variables (namespaces comma-separated)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is None or raw == "":
+                continue
+            if name == "namespaces":
+                values[name] = tuple(ns.strip() for ns in raw.split(",") if ns.strip())
+            else:
+                values[name] = raw
+        return cls.model_validate(values)

@@ -1,0 +1,283 @@
+"""Pure status transitions: facts about the children -> phase, conditions and events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from modelship import api
+from modelship.planning import BuildState, BuildSummary
+
+NOT_IMPLEMENTED = "NotImplemented"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the operator knows after acting, as input of the status transition."""
+
+    revision: str
+    job_name: str
+    artifact: str
+    build_state: BuildState
+    summary: BuildSummary | None
+    build_message: str
+    log_tail: str | None
+    serving_revision: str | None
+    rolled_out: bool
+    replicas: int
+    ready_replicas: int
+    selector: str
+    url: str
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """An Event to record on the ModelDeployment."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+def _unimplemented(spec: api.ModelDeploymentSpec) -> list[tuple[str, str]]:
+    """Accepted fields whose feature is not built yet: (condition type, message)."""
+    found: list[tuple[str, str]] = []
+    if list(spec.rollout.steps) != [100] or spec.rollout.analysis is not None:
+        found.append(
+            (
+                "CanaryRollout",
+                f"spec.rollout (steps {list(spec.rollout.steps)}) is accepted but canary rollout "
+                "is not implemented yet: a new revision replaces the old one by a rolling update",
+            )
+        )
+    if spec.rollout.traffic_router.type == "gatewayAPI":
+        found.append(
+            (
+                "TrafficRouting",
+                "spec.rollout.trafficRouter.type gatewayAPI is accepted but not implemented yet: "
+                "no HTTPRoute is created",
+            )
+        )
+    if spec.scaling.targets is not None or spec.scaling.max_replicas is not None:
+        found.append(
+            (
+                "Autoscaling",
+                "spec.scaling.targets/maxReplicas are accepted but the built-in autoscaler is not "
+                f"implemented yet: replicas stay at {spec.desired_replicas()} "
+                "(use the scale subresource, e.g. an HPA)",
+            )
+        )
+    if spec.monitoring.pod_monitor or spec.monitoring.rules or spec.monitoring.dashboard:
+        found.append(
+            (
+                "Monitoring",
+                "spec.monitoring is accepted but PodMonitor, PrometheusRule and dashboard "
+                "creation is not implemented yet",
+            )
+        )
+    if spec.runtime.type == "triton":
+        found.append(
+            (
+                "TritonRuntime",
+                "spec.runtime.type triton is accepted but not implemented yet: the model is "
+                "served by onnxruntime",
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class _Conditions:
+    """Makes conditions that keep lastTransitionTime unless their status flips."""
+
+    prior: dict[str, api.Condition]
+    generation: int
+    now: str
+
+    def make(
+        self, type_: str, status: api.ConditionStatus, reason: str, message: str = ""
+    ) -> api.Condition:
+        old = self.prior.get(type_)
+        since = old.last_transition_time if old is not None and old.status == status else self.now
+        return api.Condition(
+            type=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            last_transition_time=since,
+            observed_generation=self.generation,
+        )
+
+
+def _build_status(facts: Facts) -> api.BuildStatus:
+    summary = facts.summary
+    error = None
+    if facts.build_state == "Failed":
+        error = (summary.error if summary and summary.error else None) or facts.build_message
+        error = error or "the build Job failed without a summary"
+    return api.BuildStatus(
+        revision=facts.revision,
+        job=facts.job_name,
+        state=facts.build_state,
+        selected=summary.selected if summary else None,
+        source_sha256=summary.source_sha256 if summary else None,
+        variants=list(summary.variants) if summary else [],
+        error=error,
+        log_tail=facts.log_tail if facts.build_state == "Failed" else None,
+    )
+
+
+def derive_status(
+    spec: api.ModelDeploymentSpec,
+    generation: int,
+    prior: api.ModelDeploymentStatus,
+    facts: Facts,
+    now: str,
+) -> api.ModelDeploymentStatus:
+    """Compute the next status; identical inputs give an identical status (no spurious writes)."""
+    mk = _Conditions({c.type: c for c in prior.conditions}, generation, now)
+    build = _build_status(facts)
+    desired = spec.desired_replicas()
+    serving_other = facts.serving_revision not in (None, facts.revision)
+    stable = prior.revisions.stable if prior.revisions else None
+    current = api.RevisionRef(
+        revision=facts.revision,
+        digest=facts.summary.digest if facts.summary and facts.summary.ok else None,
+        artifact=facts.artifact if facts.build_state == "Succeeded" else None,
+    )
+
+    phase: api.Phase
+    if facts.build_state == "Failed":
+        phase = "Degraded" if serving_other and facts.ready_replicas > 0 else "Failed"
+        reason, message = "BuildFailed", f"build of revision {facts.revision} failed: {build.error}"
+    elif facts.build_state == "Running":
+        phase, reason = "Building", "BuildRunning"
+        message = f"building revision {facts.revision} (Job {facts.job_name})"
+        if serving_other:
+            message += f"; revision {facts.serving_revision} keeps serving"
+    elif facts.rolled_out and facts.serving_revision == facts.revision:
+        phase, reason = "Ready", "ScaledToZero" if desired == 0 else "Serving"
+        message = f"revision {facts.revision} serves {facts.ready_replicas}/{desired} replicas"
+    elif (
+        stable is not None
+        and stable.revision == facts.revision
+        and desired > 0
+        and facts.ready_replicas == 0
+    ):
+        phase, reason = "Degraded", "ReplicasUnavailable"
+        message = f"no ready replica of revision {facts.revision} (0/{desired})"
+    else:
+        phase, reason = "Deploying", "RollingOut"
+        message = (
+            f"rolling out revision {facts.revision}: {facts.ready_replicas}/{desired} replicas "
+            "ready"
+        )
+
+    progressing = phase in ("Building", "Deploying")
+    degraded = phase in ("Degraded", "Failed")
+    conditions = [
+        mk.make("Ready", "True" if phase == "Ready" else "False", reason, message),
+        mk.make(
+            "Progressing",
+            "True" if progressing else "False",
+            reason if progressing else ("Complete" if phase == "Ready" else reason),
+            message,
+        ),
+        mk.make(
+            "Degraded",
+            "True" if degraded else "False",
+            reason if degraded else "AsExpected",
+            message if degraded else "",
+        ),
+    ]
+    if build.state == "Succeeded":
+        conditions.append(
+            mk.make(
+                "BuildSucceeded",
+                "True",
+                "Succeeded",
+                f"revision {facts.revision} built; variant {build.selected or 'default'} selected",
+            )
+        )
+    elif build.state == "Failed":
+        conditions.append(mk.make("BuildSucceeded", "False", "BuildFailed", build.error or ""))
+    else:
+        conditions.append(
+            mk.make("BuildSucceeded", "Unknown", "BuildRunning", f"Job {facts.job_name} is running")
+        )
+    # kstatus' abnormal-true conditions, so GitOps tools read the same truth.
+    conditions.append(
+        mk.make(
+            "Reconciling",
+            "True" if progressing else "False",
+            reason,
+            message if progressing else "",
+        )
+    )
+    conditions.append(
+        mk.make(
+            "Stalled",
+            "True" if phase == "Failed" else "False",
+            reason if phase == "Failed" else "AsExpected",
+            message if phase == "Failed" else "",
+        )
+    )
+    for type_, note in _unimplemented(spec):
+        conditions.append(mk.make(type_, "False", NOT_IMPLEMENTED, note))
+
+    decision = prior.last_decision
+    if phase == "Ready":
+        if stable is not None and stable.revision != facts.revision:
+            decision = api.Decision(
+                action="Replaced",
+                reason=f"revision {facts.revision} replaced {stable.revision} by a rolling update",
+                at=now,
+            )
+        stable = current
+
+    return api.ModelDeploymentStatus(
+        phase=phase,
+        observed_generation=generation,
+        conditions=conditions,
+        revisions=api.Revisions(current=current, stable=stable),
+        canary=None,
+        build=build,
+        last_decision=decision,
+        replicas=facts.replicas,
+        ready_replicas=facts.ready_replicas,
+        selector=facts.selector,
+        url=facts.url,
+    )
+
+
+def transition_events(
+    prior: api.ModelDeploymentStatus, new: api.ModelDeploymentStatus
+) -> list[EventSpec]:
+    """Events for every transition between two statuses (none when nothing flipped)."""
+    events: list[EventSpec] = []
+    old_conds = {c.type: c for c in prior.conditions}
+    ready = next((c for c in new.conditions if c.type == "Ready"), None)
+    if new.phase != prior.phase and ready is not None:
+        warning = new.phase in ("Degraded", "Failed")
+        events.append(
+            EventSpec("Warning" if warning else "Normal", new.phase or "Unknown", ready.message)
+        )
+    for cond in new.conditions:
+        old = old_conds.get(cond.type)
+        if cond.type != "BuildSucceeded" or (old is not None and old.status == cond.status):
+            continue
+        if cond.status == "True":
+            events.append(EventSpec("Normal", "BuildSucceeded", cond.message))
+        elif cond.status == "False":
+            events.append(EventSpec("Warning", "BuildFailed", cond.message))
+        elif new.phase != prior.phase and new.phase == "Building":
+            continue  # the phase event already says the build started
+        else:
+            events.append(EventSpec("Normal", "BuildStarted", cond.message))
+    if (
+        new.last_decision is not None
+        and new.last_decision != prior.last_decision
+        and new.last_decision.action == "Replaced"
+    ):
+        events.append(EventSpec("Normal", "Replaced", new.last_decision.reason))
+    return events

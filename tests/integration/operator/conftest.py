@@ -1,0 +1,290 @@
+"""The operator against the real apiserver: CRD installation, the operator in-process and as a
+subprocess, and small readers of ModelDeployments and their children."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kopf.testing import KopfRunner
+from kubernetes import client
+from modelship import api, crd
+
+from tests.support.cluster import Cluster
+from tests.support.waiting import wait_until
+
+REPO = Path(__file__).resolve().parents[3]
+# No test below needs a build to really run: an unpullable image keeps every build Job
+# "running" until a test writes its outcome into the Job's status, as the Job controller would.
+NEVER_PULLED_IMAGE = "registry.invalid/modelship/runtime-never-pulled:0"
+OPERATOR_ENV = {
+    "MODELSHIP_RUNTIME_IMAGE": NEVER_PULLED_IMAGE,
+    "MODELSHIP_ARTIFACT_STORE": "file:///var/lib/modelship/test-artifacts",
+    "MODELSHIP_METRICS_PORT": "0",
+    "MODELSHIP_HEALTH_PORT": "0",
+    # Short enough for the drift tests, long enough not to hide event-driven repair.
+    "MODELSHIP_RESYNC_SECONDS": "20",
+}
+
+
+@pytest.fixture(scope="session")
+def crd_installed(cluster: Cluster) -> str:
+    """Server-side apply the generated CRD and wait until it is Established."""
+    kubectl = ["kubectl", "--kubeconfig", cluster.kubeconfig]
+    subprocess.run(
+        [*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(crd.CRD_PATH)],
+        check=True,
+        capture_output=True,
+    )
+    name = f"{api.PLURAL}.{api.GROUP}"
+    subprocess.run(
+        [*kubectl, "wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s"],
+        check=True,
+        capture_output=True,
+    )
+    return name
+
+
+@pytest.fixture(scope="session")
+def operator_environment(cluster: Cluster) -> Iterator[dict[str, str]]:
+    """The operator's environment, also set in this process for the in-process runner."""
+    env = {**OPERATOR_ENV, "KUBECONFIG": cluster.kubeconfig}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass
+class Models:
+    """Reads and writes ModelDeployments and their children in one namespace."""
+
+    api_client: client.ApiClient
+    namespace: str
+
+    # The client's generated types make every field Optional; tests read them as Any.
+    @property
+    def custom(self) -> Any:
+        return client.CustomObjectsApi(self.api_client)
+
+    @property
+    def batch(self) -> Any:
+        return client.BatchV1Api(self.api_client)
+
+    @property
+    def apps(self) -> Any:
+        return client.AppsV1Api(self.api_client)
+
+    @property
+    def core(self) -> Any:
+        return client.CoreV1Api(self.api_client)
+
+    def create(self, name: str, spec: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{api.GROUP}/{api.VERSION}",
+            "kind": api.KIND,
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        # Strict like kubectl: unknown fields are an error, not a warning.
+        kwargs: dict[str, str] = {"field_validation": "Strict"}
+        if dry_run:
+            kwargs["dry_run"] = "All"
+        result: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            api.GROUP, api.VERSION, self.namespace, api.PLURAL, body, **kwargs
+        )
+        return result
+
+    def get(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            api.GROUP, api.VERSION, self.namespace, api.PLURAL, name
+        )
+        return result
+
+    def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            api.GROUP, api.VERSION, self.namespace, api.PLURAL, name, {"spec": spec}
+        )
+
+    def delete(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(
+            api.GROUP, api.VERSION, self.namespace, api.PLURAL, name
+        )
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.get(name).get("status") or {})
+
+    def condition(self, name: str, type_: str) -> dict[str, Any] | None:
+        for cond in self.status(name).get("conditions") or []:
+            if cond["type"] == type_:
+                return dict(cond)
+        return None
+
+    def wait_phase(self, name: str, phase: str, timeout: float = 30) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            md = self.get(name)
+            st = md.get("status") or {}
+            current = st.get("observedGeneration") == md["metadata"]["generation"]
+            return st if current and st.get("phase") == phase else None
+
+        return wait_until(reached, timeout=timeout, what=f"md/{name} phase {phase}")
+
+    def jobs(self, name: str) -> list[Any]:
+        items = self.batch.list_namespaced_job(
+            self.namespace, label_selector=f"app.kubernetes.io/instance={name}"
+        ).items
+        return [j for j in items if j.metadata.deletion_timestamp is None]
+
+    def wait_jobs(self, name: str, count: int, timeout: float = 30) -> list[Any]:
+        def counted() -> list[Any] | None:
+            jobs = self.jobs(name)
+            return jobs if len(jobs) == count else None
+
+        return wait_until(counted, timeout=timeout, what=f"{count} build Job(s) of md/{name}")
+
+    def finish_job(self, job_name: str, *, succeeded: bool) -> None:
+        """Write a finished Job status, as the Job controller does when the pod ends."""
+
+        def write() -> bool:
+            # The Job controller writes startTime concurrently; keep the one it set.
+            job = self.batch.read_namespaced_job(job_name, self.namespace)
+            now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            started = job.status.start_time
+            start = started.strftime("%Y-%m-%dT%H:%M:%SZ") if started else now
+            if succeeded:
+                conditions = [
+                    _cond("SuccessCriteriaMet", "CompletionsReached", now),
+                    _cond("Complete", "CompletionsReached", now),
+                ]
+                counts: dict[str, Any] = {"succeeded": 1, "completionTime": now}
+            else:
+                conditions = [
+                    _cond("FailureTarget", "BackoffLimitExceeded", now),
+                    _cond("Failed", "BackoffLimitExceeded", now),
+                ]
+                counts = {"failed": 3}
+            body = {
+                "metadata": {"resourceVersion": job.metadata.resource_version},
+                "status": {
+                    "startTime": start,
+                    "conditions": conditions,
+                    "active": 0,
+                    "ready": 0,
+                    **counts,
+                },
+            }
+            self.batch.patch_namespaced_job_status(job_name, self.namespace, body)
+            return True
+
+        wait_until(write, timeout=20, what=f"Job {job_name} marked finished")
+
+    def events(self, name: str) -> list[Any]:
+        return [
+            e
+            for e in self.core.list_namespaced_event(self.namespace).items
+            if e.involved_object.name == name and e.involved_object.kind == api.KIND
+        ]
+
+
+def _cond(type_: str, reason: str, now: str) -> dict[str, str]:
+    return {
+        "type": type_,
+        "status": "True",
+        "reason": reason,
+        "message": f"set by the test ({reason})",
+        "lastProbeTime": now,
+        "lastTransitionTime": now,
+    }
+
+
+@pytest.fixture
+def models(api_client: client.ApiClient, namespace: str, crd_installed: str) -> Models:
+    return Models(api_client, namespace)
+
+
+@pytest.fixture
+def kopf_operator(models: Models, operator_environment: dict[str, str]) -> Iterator[KopfRunner]:
+    """The operator in this process (kopf's runner), watching only the test's namespace."""
+    args = ["run", "--standalone", "--namespace", models.namespace, "-m", "modelship.handlers"]
+    with KopfRunner(args, timeout=60) as runner:
+        yield runner
+    assert runner.exception is None, runner.output[-3000:]
+    assert runner.exit_code == 0, runner.output[-3000:]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class OperatorProcess:
+    """`modelship-operator` as a subprocess, restartable and killable."""
+
+    namespace: str
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        exe = Path(sys.executable).with_name("modelship-operator")
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [str(exe), "--namespace", self.namespace],
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as a crash or an OOM kill would leave things."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture
+def operator_process(
+    models: Models, operator_environment: dict[str, str], tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    env = {
+        **operator_environment,
+        "MODELSHIP_METRICS_PORT": str(free_port()),
+        "MODELSHIP_HEALTH_PORT": str(free_port()),
+    }
+    proc = OperatorProcess(models.namespace, env, tmp_path / "operator.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

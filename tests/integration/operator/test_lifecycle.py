@@ -1,0 +1,215 @@
+"""The operator in-process (kopf's runner): children, status, revisions, drift and deletion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kopf.testing import KopfRunner
+from kubernetes.client.exceptions import ApiException
+from modelship import api
+
+from tests.support.waiting import wait_until
+
+from .conftest import Models
+
+pytestmark = pytest.mark.integration
+
+SPEC: dict[str, Any] = {"model": {"uri": "s3://models/fraud/v1/model.onnx"}}
+
+
+def _owner_uid(obj: Any) -> str:
+    (ref,) = obj.metadata.owner_references
+    assert ref.kind == api.KIND and ref.controller and ref.block_owner_deletion
+    return str(ref.uid)
+
+
+def _build(models: Models, name: str) -> Any:
+    """Let the single build Job of md/name finish successfully; returns it."""
+    (job,) = models.wait_jobs(name, 1)
+    models.finish_job(job.metadata.name, succeeded=True)
+    return job
+
+
+def test_create_builds_then_deploys_with_owned_children(
+    models: Models, kopf_operator: KopfRunner
+) -> None:
+    md = models.create("fraud", SPEC)
+    uid = md["metadata"]["uid"]
+    (job,) = models.wait_jobs("fraud", 1)
+    assert _owner_uid(job) == uid
+    assert job.metadata.labels["app.kubernetes.io/managed-by"] == "modelship-operator"
+    status = models.wait_phase("fraud", "Building")
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "False"
+    assert conditions["Progressing"]["status"] == "True"
+    assert conditions["BuildSucceeded"]["status"] == "Unknown"
+    assert status["selector"] == (
+        "app.kubernetes.io/component=server,app.kubernetes.io/instance=fraud"
+    )
+    assert status["url"] == f"http://fraud.{models.namespace}.svc:8080/v2/models/fraud"
+    revision = status["revisions"]["current"]["revision"]
+    assert job.metadata.name == f"fraud-build-{revision}"
+
+    models.finish_job(job.metadata.name, succeeded=True)
+    status = models.wait_phase("fraud", "Deploying")
+    assert {c["type"]: c["status"] for c in status["conditions"]}["BuildSucceeded"] == "True"
+    deployment = models.apps.read_namespaced_deployment("fraud", models.namespace)
+    service = models.core.read_namespaced_service("fraud", models.namespace)
+    assert _owner_uid(deployment) == uid and _owner_uid(service) == uid
+    template = deployment.spec.template
+    assert template.metadata.labels["modelship.io/revision"] == revision
+    assert template.spec.containers[0].command == ["modelship-runtime", "serve"]
+    assert template.spec.init_containers[0].command == ["modelship-runtime", "fetch"]
+    reasons = wait_until(
+        lambda: (
+            {"Building", "BuildSucceeded", "Deploying"}
+            <= {e.reason for e in models.events("fraud")}
+        ),
+        timeout=15,
+        what="an Event per transition",
+    )
+    assert reasons
+    # The operator never writes spec: generation is still the one the user created.
+    assert models.get("fraud")["metadata"]["generation"] == 1
+
+
+def test_model_change_makes_a_new_revision_and_build(
+    models: Models, kopf_operator: KopfRunner
+) -> None:
+    models.create("fraud", SPEC)
+    first = _build(models, "fraud")
+    models.wait_phase("fraud", "Deploying")
+    models.patch_spec("fraud", {"model": {"uri": "s3://models/fraud/v2/model.onnx"}})
+    jobs = models.wait_jobs("fraud", 2)
+    new = next(j for j in jobs if j.metadata.name != first.metadata.name)
+    status = models.wait_phase("fraud", "Building")
+    assert (
+        status["revisions"]["current"]["revision"] == new.metadata.labels["modelship.io/revision"]
+    )
+    # The old revision keeps serving while the new one builds.
+    deployment = models.apps.read_namespaced_deployment("fraud", models.namespace)
+    assert (
+        deployment.spec.template.metadata.labels["modelship.io/revision"]
+        == (first.metadata.labels["modelship.io/revision"])
+    )
+    models.finish_job(new.metadata.name, succeeded=True)
+    models.wait_phase("fraud", "Deploying")
+    wait_until(
+        lambda: (
+            models.apps.read_namespaced_deployment(
+                "fraud", models.namespace
+            ).spec.template.metadata.labels["modelship.io/revision"]
+            == new.metadata.labels["modelship.io/revision"]
+        ),
+        timeout=15,
+        what="the Deployment rolling to the new revision",
+    )
+
+
+def test_scaling_change_makes_no_new_revision(models: Models, kopf_operator: KopfRunner) -> None:
+    models.create("fraud", SPEC)
+    _build(models, "fraud")
+    before = models.wait_phase("fraud", "Deploying")["revisions"]["current"]["revision"]
+    # The scale subresource, as `kubectl scale md/fraud --replicas=3` and an HPA use it.
+    models.custom.patch_namespaced_custom_object_scale(
+        api.GROUP, api.VERSION, models.namespace, api.PLURAL, "fraud", {"spec": {"replicas": 3}}
+    )
+    models.patch_spec("fraud", {"scaling": {"minReplicas": 1, "maxReplicas": 4}})
+    wait_until(
+        lambda: (
+            models.apps.read_namespaced_deployment("fraud", models.namespace).spec.replicas == 3
+        ),
+        timeout=15,
+        what="the Deployment scaled to 3",
+    )
+    status = models.wait_phase("fraud", "Deploying")
+    assert status["revisions"]["current"]["revision"] == before
+    assert len(models.jobs("fraud")) == 1
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Autoscaling"]["reason"] == "NotImplemented"
+    scale = models.custom.get_namespaced_custom_object_scale(
+        api.GROUP, api.VERSION, models.namespace, api.PLURAL, "fraud"
+    )
+    assert scale["spec"]["replicas"] == 3
+    assert scale["status"]["selector"] == status["selector"]
+
+
+def test_failed_build_sets_failed_with_the_reason(
+    models: Models, kopf_operator: KopfRunner
+) -> None:
+    models.create("fraud", SPEC)
+    (job,) = models.wait_jobs("fraud", 1)
+    models.finish_job(job.metadata.name, succeeded=False)
+    status = models.wait_phase("fraud", "Failed")
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Degraded"]["status"] == "True"
+    assert conditions["Degraded"]["reason"] == "BuildFailed"
+    assert "BackoffLimitExceeded" in conditions["BuildSucceeded"]["message"]
+    assert conditions["Stalled"]["status"] == "True"
+    assert status["build"]["state"] == "Failed"
+    # A failed build is not retried in a loop: still exactly one Job.
+    assert len(models.jobs("fraud")) == 1
+    wait_until(
+        lambda: any(
+            e.reason == "BuildFailed" and e.type == "Warning" for e in models.events("fraud")
+        ),
+        timeout=15,
+        what="a BuildFailed warning event",
+    )
+
+
+def test_drifted_children_are_repaired(models: Models, kopf_operator: KopfRunner) -> None:
+    models.create("fraud", SPEC)
+    _build(models, "fraud")
+    models.wait_phase("fraud", "Deploying")
+    models.core.delete_namespaced_service("fraud", models.namespace)
+    wait_until(
+        lambda: (
+            models.core.read_namespaced_service(
+                "fraud", models.namespace
+            ).metadata.deletion_timestamp
+            is None
+        ),
+        timeout=20,
+        what="the deleted Service recreated",
+    )
+    models.apps.patch_namespaced_deployment(
+        "fraud",
+        models.namespace,
+        {"spec": {"template": {"spec": {"containers": [{"name": "server", "image": "x/y:1"}]}}}},
+    )
+    wait_until(
+        lambda: (
+            models.apps.read_namespaced_deployment("fraud", models.namespace)
+            .spec.template.spec.containers[0]
+            .image
+            != "x/y:1"
+        ),
+        timeout=20,
+        what="the Deployment's image restored",
+    )
+
+
+def test_deletion_garbage_collects_every_child(models: Models, kopf_operator: KopfRunner) -> None:
+    models.create("fraud", SPEC)
+    _build(models, "fraud")
+    models.wait_phase("fraud", "Deploying")
+    models.delete("fraud")
+
+    def gone() -> bool:
+        try:
+            models.apps.read_namespaced_deployment("fraud", models.namespace)
+            return False
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        try:
+            models.core.read_namespaced_service("fraud", models.namespace)
+            return False
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        return not models.jobs("fraud")
+
+    wait_until(gone, timeout=60, what="Job, Deployment and Service garbage-collected")

@@ -1,0 +1,181 @@
+"""Status transitions: phases, conditions, lastTransitionTime and events, as a table."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from modelship import api, status
+from modelship.planning import BuildSummary
+
+from .conftest import make_md
+
+MD = make_md()
+REV = MD.spec.revision()
+T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
+OK = BuildSummary(
+    ok=True, selected="int8", variants=(api.BuildVariant(name="int8", sha256="d1g", selected=True),)
+)
+
+BASE = status.Facts(
+    revision=REV,
+    job_name=f"fraud-build-{REV}",
+    artifact=f"s3://a/ml/fraud/{REV}/",
+    build_state="Running",
+    summary=None,
+    build_message="",
+    log_tail=None,
+    serving_revision=None,
+    rolled_out=False,
+    replicas=0,
+    ready_replicas=0,
+    selector="app.kubernetes.io/component=server,app.kubernetes.io/instance=fraud",
+    url="http://fraud.ml.svc:8080/v2/models/fraud",
+)
+
+
+def facts(**changes: Any) -> status.Facts:
+    return dataclasses.replace(BASE, **changes)
+
+
+def cond(st: api.ModelDeploymentStatus, type_: str) -> api.Condition:
+    return next(c for c in st.conditions if c.type == type_)
+
+
+STABLE_OTHER = api.ModelDeploymentStatus(
+    revisions=api.Revisions(stable=api.RevisionRef(revision="old"))
+)
+STABLE_SAME = api.ModelDeploymentStatus(
+    phase="Ready", revisions=api.Revisions(stable=api.RevisionRef(revision=REV))
+)
+
+
+@pytest.mark.parametrize(
+    ("prior", "f", "expected"),
+    [
+        (api.ModelDeploymentStatus(), facts(), ("Building", "False", "True", "False", "Unknown")),
+        (
+            api.ModelDeploymentStatus(),
+            facts(build_state="Failed", summary=BuildSummary(ok=False, error="404 on s3://x")),
+            ("Failed", "False", "False", "True", "False"),
+        ),
+        (
+            STABLE_OTHER,
+            facts(build_state="Failed", serving_revision="old", ready_replicas=2, replicas=2),
+            ("Degraded", "False", "False", "True", "False"),
+        ),
+        (
+            STABLE_OTHER,
+            facts(build_state="Running", serving_revision="old", ready_replicas=2),
+            ("Building", "False", "True", "False", "Unknown"),
+        ),
+        (
+            api.ModelDeploymentStatus(),
+            facts(build_state="Succeeded", summary=OK, serving_revision=REV),
+            ("Deploying", "False", "True", "False", "True"),
+        ),
+        (
+            api.ModelDeploymentStatus(),
+            facts(
+                build_state="Succeeded",
+                summary=OK,
+                serving_revision=REV,
+                rolled_out=True,
+                replicas=1,
+                ready_replicas=1,
+            ),
+            ("Ready", "True", "False", "False", "True"),
+        ),
+        (
+            STABLE_SAME,
+            facts(build_state="Succeeded", summary=OK, serving_revision=REV, replicas=1),
+            ("Degraded", "False", "False", "True", "True"),
+        ),
+    ],
+)
+def test_phase_table(
+    prior: api.ModelDeploymentStatus,
+    f: status.Facts,
+    expected: tuple[str, str, str, str, str],
+) -> None:
+    phase, ready, progressing, degraded, build = expected
+    new = status.derive_status(MD.spec, 3, prior, f, T0)
+    assert new.phase == phase
+    assert cond(new, "Ready").status == ready
+    assert cond(new, "Progressing").status == progressing
+    assert cond(new, "Degraded").status == degraded
+    assert cond(new, "BuildSucceeded").status == build
+    assert cond(new, "Stalled").status == ("True" if phase == "Failed" else "False")
+    assert new.observed_generation == 3
+    assert new.selector == BASE.selector
+
+
+def test_failed_build_carries_the_cause_and_log_tail() -> None:
+    f = facts(
+        build_state="Failed",
+        summary=BuildSummary(ok=False, error="sha256 mismatch"),
+        log_tail="line1\nline2",
+    )
+    new = status.derive_status(MD.spec, 1, api.ModelDeploymentStatus(), f, T0)
+    assert new.build is not None and new.build.error == "sha256 mismatch"
+    assert new.build.log_tail == "line1\nline2"
+    assert "sha256 mismatch" in cond(new, "Ready").message
+
+
+def test_ready_records_stable_revision_digest_and_replacement() -> None:
+    f = facts(
+        build_state="Succeeded",
+        summary=OK,
+        serving_revision=REV,
+        rolled_out=True,
+        replicas=1,
+        ready_replicas=1,
+    )
+    new = status.derive_status(MD.spec, 1, STABLE_OTHER, f, T0)
+    assert new.revisions is not None and new.revisions.stable is not None
+    assert new.revisions.stable.revision == REV and new.revisions.stable.digest == "d1g"
+    assert new.last_decision is not None and new.last_decision.action == "Replaced"
+
+
+def test_transition_time_moves_only_when_status_flips() -> None:
+    first = status.derive_status(MD.spec, 1, api.ModelDeploymentStatus(), facts(), T0)
+    again = status.derive_status(MD.spec, 1, first, facts(), T1)
+    assert again == first  # identical inputs: no write
+    done = status.derive_status(
+        MD.spec, 1, first, facts(build_state="Succeeded", summary=OK, serving_revision=REV), T1
+    )
+    assert cond(done, "BuildSucceeded").last_transition_time == T1
+    assert cond(done, "Ready").last_transition_time == T0  # still False
+
+
+def test_unimplemented_features_are_reported() -> None:
+    md = make_md(
+        {
+            "model": {"uri": "s3://m/model.onnx"},
+            "runtime": {"type": "triton"},
+            "rollout": {"steps": [5, 100]},
+            "scaling": {"targets": {"p95LatencyMs": 50}},
+            "monitoring": {"podMonitor": True},
+        }
+    )
+    new = status.derive_status(md.spec, 1, api.ModelDeploymentStatus(), facts(), T0)
+    for type_ in ("CanaryRollout", "Autoscaling", "Monitoring", "TritonRuntime"):
+        assert cond(new, type_).reason == status.NOT_IMPLEMENTED
+    plain = status.derive_status(MD.spec, 1, api.ModelDeploymentStatus(), facts(), T0)
+    assert all(c.reason != status.NOT_IMPLEMENTED for c in plain.conditions)
+
+
+def test_events_follow_transitions() -> None:
+    empty = api.ModelDeploymentStatus()
+    building = status.derive_status(MD.spec, 1, empty, facts(), T0)
+    assert [e.reason for e in status.transition_events(empty, building)] == ["Building"]
+    assert status.transition_events(building, building) == []
+    failed = status.derive_status(
+        MD.spec, 1, building, facts(build_state="Failed", build_message="BackoffLimitExceeded"), T1
+    )
+    events = status.transition_events(building, failed)
+    assert [(e.type, e.reason) for e in events] == [
+        ("Warning", "Failed"),
+        ("Warning", "BuildFailed"),
+    ]
