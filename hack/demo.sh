@@ -16,7 +16,7 @@ kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$repo/.cluster/kubeconfig" "$@"; }
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "images into the node's containerd"
-bash "$here/images.sh" import --address "$repo/.cluster/run/containerd/containerd.sock"
+bash "$here/images.sh" import --address "$(cat "$repo/.cluster/containerd.address")"
 
 step "operator: CRD, RBAC and Deployment (kubectl apply -k manifests/)"
 kubectl apply --server-side -k "$repo/manifests" >/dev/null

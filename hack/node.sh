@@ -4,7 +4,13 @@
 # shellcheck shell=bash
 
 CONTAINERD_DIR=$CLUSTER_DIR/containerd
-CONTAINERD_SOCK=$RUN/containerd/containerd.sock
+# Unix socket paths are limited to 108 bytes and the kubelet makes sockets below
+# its root dir, so both live under short per-cluster paths rather than in a
+# checkout whose path length we do not control. The socket's path is also
+# written to .cluster/containerd.address for other scripts.
+SHORT_ID=$(printf %s "$CLUSTER_DIR" | sha256sum | cut -c1-8)
+CONTAINERD_SOCK=/run/modelship/$SHORT_ID/containerd.sock
+KUBELET_ROOT=/var/lib/modelship/kubelet-$SHORT_ID
 CNI_CONF_DIR=$CLUSTER_DIR/cni/net.d
 CNI_BIN_DIR=${MODELSHIP_CNI_BIN_DIR:-/usr/lib/cni}
 POD_CIDR=10.244.0.0/24
@@ -44,7 +50,9 @@ write_if_changed() {
 }
 
 write_node_config() {
-  mkdir -p "$CONTAINERD_DIR" "$CNI_CONF_DIR" "$KUBELET_DIR" "$RUN/containerd" "$CLUSTER_DIR/cni/ipam"
+  mkdir -p "$CONTAINERD_DIR" "$CNI_CONF_DIR" "$KUBELET_DIR" "$KUBELET_ROOT" "$CLUSTER_DIR/cni/ipam" \
+    "$(dirname "$CONTAINERD_SOCK")"
+  echo "$CONTAINERD_SOCK" >"$CLUSTER_DIR/containerd.address"
   write_if_changed "$CONTAINERD_DIR/config.toml" <<EOF
 version = 2
 root = "$CONTAINERD_DIR/root"
@@ -262,7 +270,7 @@ node_up() {
   start kubelet "$K8S_BIN/kubelet" \
     --config "$KUBELET_DIR/config.yaml" \
     --kubeconfig "$CLUSTER_DIR/kubelet.kubeconfig" \
-    --root-dir "$KUBELET_DIR/root" \
+    --root-dir "$KUBELET_ROOT" \
     --hostname-override "$NODE_NAME" \
     --node-ip "$NODE_IP" \
     --v 1
@@ -296,7 +304,7 @@ node_down() {
   for cg in /sys/fs/cgroup/pids/kubepods /sys/fs/cgroup/memory/kubepods; do
     [[ -d $cg ]] && find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
   done
-  { grep -o " $CLUSTER_DIR[^ ]*" /proc/mounts || true; } | sort -r |
+  { grep -oE " ($CLUSTER_DIR|$KUBELET_ROOT)[^ ]*" /proc/mounts || true; } | sort -r |
     while read -r m; do umount -l "$m" 2>/dev/null || true; done
   local n
   for n in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do ip netns del "$n" 2>/dev/null || true; done
