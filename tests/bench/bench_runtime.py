@@ -384,10 +384,13 @@ def payload_for(model_key: str, body: str, path: str) -> bytes:
     )
 
 
+READY_POLL_SECONDS = 0.2
+
+
 def wait_http_ready(
     port: int, path: str, process: subprocess.Popen[bytes], deadline: float
 ) -> None:
-
+    """Polls a readiness URL until it answers 200 or the deadline passes."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if process.poll() is not None:
@@ -398,7 +401,7 @@ def wait_http_ready(
                     return
         except (urllib.error.URLError, OSError):
             pass
-        time.sleep(0.2)
+        time.sleep(READY_POLL_SECONDS)
     raise RuntimeError(f"not ready within {deadline:.0f}s")
 
 
