@@ -1,6 +1,6 @@
 """Benchmark of the serving runtime: raw ORT, an ASGI floor, modelship, and peer servers.
 
-Per /work/shared/BENCHMARKS.md: the server under test is pinned to core 0 with one intra-op
+Per the team's BENCHMARKS.md: the server under test is pinned to core 0 with one intra-op
 thread, the load generator to core 1; contestants are measured in ONE run with their order
 rotated between rounds; closed loop at concurrency 1, 8 and 64, the median of the rounds;
 then an open-loop run at 50% and 80% of each contestant's best closed-loop rate for p99.
