@@ -237,7 +237,7 @@ def operator_writes(api_client: client.ApiClient, namespace: str) -> dict[str, s
 def apiserver_requests(kubeconfig: str) -> float:
     """Total requests the apiserver served for the resources the operator touches."""
     text = subprocess.run(
-        ["kubectl", "--kubeconfig", kubeconfig, "get", "--raw", "/metrics"],
+        [cluster_support.kubectl(), "--kubeconfig", kubeconfig, "get", "--raw", "/metrics"],
         check=True,
         capture_output=True,
         text=True,
@@ -380,7 +380,7 @@ def main() -> int:
     try:
         subprocess.run(
             [
-                "kubectl",
+                cluster_support.kubectl(),
                 "--kubeconfig",
                 cluster.kubeconfig,
                 "apply",
@@ -394,7 +394,7 @@ def main() -> int:
         )
         subprocess.run(
             [
-                "kubectl",
+                cluster_support.kubectl(),
                 "--kubeconfig",
                 cluster.kubeconfig,
                 "wait",

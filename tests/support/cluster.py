@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from dataclasses import dataclass
@@ -10,6 +11,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = REPO / "hack" / "cluster.sh"
 DEFAULT_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
+
+
+@functools.cache
+def kubectl() -> str:
+    """Our own kubectl, built with the cluster (hack/versions.sh names its cache directory).
+
+    Whatever `kubectl` happens to be on PATH may be another version or a cloud SDK's wrapper.
+    """
+    result = subprocess.run(
+        ["bash", "-c", f'source {REPO / "hack" / "versions.sh"} && echo "$K8S_BIN/kubectl"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    path = result.stdout.strip()
+    if not Path(path).is_file():
+        raise RuntimeError(f"{path} is missing: run 'make binaries'")
+    return path
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 from modelship import api, crd
 
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, kubectl
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
@@ -38,15 +38,15 @@ OPERATOR_ENV = {
 @pytest.fixture(scope="session")
 def crd_installed(cluster: Cluster) -> str:
     """Server-side apply the generated CRD and wait until it is Established."""
-    kubectl = ["kubectl", "--kubeconfig", cluster.kubeconfig]
+    base = [kubectl(), "--kubeconfig", cluster.kubeconfig]
     subprocess.run(
-        [*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(crd.CRD_PATH)],
+        [*base, "apply", "--server-side", "--force-conflicts", "-f", str(crd.CRD_PATH)],
         check=True,
         capture_output=True,
     )
     name = f"{api.PLURAL}.{api.GROUP}"
     subprocess.run(
-        [*kubectl, "wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s"],
+        [*base, "wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s"],
         check=True,
         capture_output=True,
     )

@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, kubectl
 from tests.support.waiting import wait_until
 
 from .conftest import Models, OperatorProcess, free_port
@@ -65,7 +65,7 @@ def test_model_is_built_served_and_answers_through_its_service(
         assert settled["phase"] != "Failed", (settled.get("build"), operator.output())
         result = subprocess.run(
             [
-                "kubectl",
+                kubectl(),
                 "--kubeconfig",
                 cluster.kubeconfig,
                 "-n",
