@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from tests.support.cluster import Cluster, kubectl
+from tests.support.onnx_models import write_linear_onnx
 from tests.support.waiting import wait_until
 
 from .conftest import Models, OperatorProcess, free_port
@@ -24,26 +23,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 MODELS_ROOT = Path("/var/lib/modelship/e2e")
 
 
-def _write_linear_onnx(path: Path, weights: np.ndarray[Any, Any]) -> None:
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        "linear",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, weights.shape[0]])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, weights.shape[1]])],
-        [numpy_helper.from_array(weights.astype(np.float32), "w")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-
-
 def test_model_is_built_served_and_answers_through_its_service(
     models: Models, cluster: Cluster, operator_environment: dict[str, str], tmp_path: Path
 ) -> None:
     weights = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
     model_path = MODELS_ROOT / models.namespace / "model.onnx"
-    _write_linear_onnx(model_path, weights)
+    write_linear_onnx(model_path, weights)
     env = {
         **operator_environment,
         # The real runtime image and the development artifact store (a hostPath).

@@ -1,0 +1,163 @@
+"""The operator as users install it: its image, `manifests/` and nothing but the RBAC granted there.
+
+The manifests are applied into the test's namespace with a name suffix for the cluster-scoped
+objects, so the test neither needs nor disturbs an operator someone installed in the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from kubernetes import client
+
+from tests.support.cluster import REPO, Cluster, kubectl
+from tests.support.onnx_models import write_linear_onnx
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.e2e
+
+# The node is this machine: a file:// model URI is a host path the build Job mounts.
+MODELS_ROOT = Path("/var/lib/modelship/e2e")
+GROUP, VERSION, PLURAL = "modelship.io", "v1alpha1", "modeldeployments"
+
+
+def _run(*args: str, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        list(args), input=stdin, capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, f"{' '.join(args[:4])}…: {result.stderr}"
+    return result.stdout
+
+
+def _install_operator(cluster: Cluster, namespace: str, workdir: Path) -> str:
+    """Renders manifests/ (RBAC + Deployment) into `namespace`; returns the name suffix used."""
+    suffix = f"-{namespace[-6:]}"
+    for name in ("rbac.yaml", "deployment.yaml"):
+        shutil.copy(REPO / "manifests" / name, workdir / name)
+    # Watch only the test namespace, so no other test's ModelDeployments are touched.
+    patch = [
+        {
+            "op": "add",
+            "path": "/spec/template/spec/containers/0/env/-",
+            "value": {"name": "MODELSHIP_NAMESPACES", "value": namespace},
+        }
+    ]
+    (workdir / "kustomization.yaml").write_text(
+        json.dumps(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "namespace": namespace,
+                "nameSuffix": suffix,
+                "resources": ["rbac.yaml", "deployment.yaml"],
+                "patches": [
+                    {
+                        "target": {"kind": "Deployment", "name": "modelship-operator"},
+                        "patch": json.dumps(patch),
+                    }
+                ],
+            }
+        )
+    )
+    base = [kubectl(), "--kubeconfig", cluster.kubeconfig]
+    rendered = _run(*base, "kustomize", str(workdir))
+    _run(*base, "apply", "--server-side", "-f", "-", stdin=rendered)
+    return suffix
+
+
+def _uninstall_cluster_scoped(cluster: Cluster, suffix: str) -> None:
+    base = [kubectl(), "--kubeconfig", cluster.kubeconfig]
+    for kind in ("clusterrolebinding", "clusterrole"):
+        subprocess.run(
+            [*base, "delete", kind, f"modelship-operator{suffix}", "--ignore-not-found"],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+
+
+def test_operator_image_with_manifest_rbac_serves_a_model(
+    api_client: client.ApiClient,
+    cluster: Cluster,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    base = [kubectl(), "--kubeconfig", cluster.kubeconfig]
+    _run(*base, "apply", "--server-side", "--force-conflicts", "-k", str(REPO / "crds"))
+    _run(*base, "wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+    suffix = _install_operator(cluster, namespace, tmp_path)
+    model_path = MODELS_ROOT / namespace / "model.onnx"
+    try:
+        apps = client.AppsV1Api(api_client)
+        operator = f"modelship-operator{suffix}"
+        wait_until(
+            lambda: (
+                (
+                    apps.read_namespaced_deployment_status(operator, namespace).status
+                ).available_replicas
+            ),
+            timeout=180,
+            what="the operator Deployment to be available",
+        )
+
+        weights = np.arange(6, dtype=np.float32).reshape(3, 2) / 4
+        write_linear_onnx(model_path, weights)
+        custom = client.CustomObjectsApi(api_client)
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ModelDeployment",
+                "metadata": {"name": "linear"},
+                "spec": {"model": {"uri": f"file://{model_path}"}, "replicas": 1},
+            },
+        )
+        _run(
+            *base,
+            "-n",
+            namespace,
+            "wait",
+            "--for=condition=Ready",
+            "md/linear",
+            "--timeout=420s",
+        )
+
+        status: dict[str, Any] = custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, "linear"
+        )["status"]
+        assert status["phase"] == "Ready"
+        assert status["build"]["state"] == "Succeeded"
+        service = client.CoreV1Api(api_client).read_namespaced_service("linear", namespace)
+        url = f"http://{service.spec.cluster_ip}:8080/v2/models/linear/infer"
+        x = [[1.0, 2.0, 3.0]]
+        body = json.dumps(
+            {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": x}]}
+        ).encode()
+
+        def infer() -> dict[str, Any]:
+            request = urllib.request.Request(
+                url, data=body, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return dict(json.loads(response.read()))
+
+        answer = wait_until(infer, timeout=60, what="an inference through the Service")
+        got = np.asarray(answer["outputs"][0]["data"], dtype=np.float32).reshape(1, 2)
+        np.testing.assert_allclose(got, np.asarray(x, dtype=np.float32) @ weights, rtol=1e-5)
+
+        # Least privilege held: the operator needed nothing the manifests do not grant.
+        logs = _run(*base, "-n", namespace, "logs", f"deployment/{operator}")
+        assert "forbidden" not in logs.lower(), logs[-3000:]
+    finally:
+        _uninstall_cluster_scoped(cluster, suffix)
+        model_path.unlink(missing_ok=True)
