@@ -14,7 +14,7 @@ import onnx
 
 from modelship_runtime.build.errors import ConversionError, UnsafeFormatError
 from modelship_runtime.build.manifest import Task
-from modelship_runtime.build.signature import Signature
+from modelship_runtime.build.signature import Signature, TensorSpec
 
 SourceFormat = Literal["onnx", "sklearn", "xgboost", "lightgbm", "pytorch"]
 FORMATS: tuple[SourceFormat, ...] = ("onnx", "sklearn", "xgboost", "lightgbm", "pytorch")
@@ -42,6 +42,13 @@ class OutputRoles:
 
     label: str | None
     scores: str | None
+
+    @classmethod
+    def for_task(cls, outputs: list[TensorSpec], classifier: bool) -> tuple[Task, OutputRoles]:
+        """The ONNX converters' convention: a classifier emits (label, probabilities)."""
+        if classifier:
+            return "classifier", cls(label=outputs[0].name, scores=outputs[1].name)
+        return "regressor", cls(label=None, scores=outputs[0].name)
 
     def interpret(self, outputs: dict[str, np.ndarray]) -> Prediction:
         scores = outputs[self.scores] if self.scores else None

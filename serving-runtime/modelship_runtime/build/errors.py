@@ -43,3 +43,9 @@ class ValidationFailure(BuildError):
 
 class PublishError(BuildError):
     stage = "publish"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (libraries' errors run to pages), or its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -14,8 +14,7 @@ from skl2onnx.common.data_types import FloatTensorType
 from sklearn.base import is_classifier, is_regressor
 
 from modelship_runtime.build.conversion import ConvertedModel, OutputRoles, Prediction, Reference
-from modelship_runtime.build.errors import ConversionError
-from modelship_runtime.build.manifest import Task
+from modelship_runtime.build.errors import ConversionError, first_line
 from modelship_runtime.build.signature import Signature, TensorSpec, signature_of_onnx
 
 DEFAULT_INPUT = "x"
@@ -90,17 +89,12 @@ def convert(fmt: str, path: Path, *, kind: str, signature: Signature | None) -> 
             options={"zipmap": False} if classifier else None,
         )
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConversionError(
-            f"skl2onnx cannot convert {type(estimator).__name__}: {first}"
+            f"skl2onnx cannot convert {type(estimator).__name__}: {first_line(exc)}"
         ) from exc
 
     declared = signature_of_onnx(model)
-    task: Task = "classifier" if classifier else "regressor"
-    if classifier:
-        roles = OutputRoles(label=declared.outputs[0].name, scores=declared.outputs[1].name)
-    else:
-        roles = OutputRoles(label=None, scores=declared.outputs[0].name)
+    task, roles = OutputRoles.for_task(declared.outputs, classifier)
     has_proba = classifier and hasattr(estimator, "predict_proba")
 
     def predict(inputs: dict[str, np.ndarray]) -> Prediction:

@@ -11,17 +11,12 @@ import onnx
 import torch
 
 from modelship_runtime.build.conversion import ConvertedModel, OutputRoles, Prediction, Reference
-from modelship_runtime.build.errors import ConversionError
+from modelship_runtime.build.errors import ConversionError, first_line
 from modelship_runtime.build.signature import Signature, TensorSpec, signature_of_onnx
 
 OPSET = 18
 # Batch 1 is specialized away by torch.export; an example batch of 2 keeps the axis symbolic.
 EXAMPLE_BATCH = 2
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _load(path: Path, kind: str) -> tuple[Any, str]:
@@ -31,14 +26,14 @@ def _load(path: Path, kind: str) -> tuple[Any, str]:
             return torch.jit.load(str(path), map_location="cpu").eval(), "TorchScript module"
         except Exception as exc:
             raise ConversionError(
-                f"source TorchScript file cannot be loaded: {_first_line(exc)}"
+                f"source TorchScript file cannot be loaded: {first_line(exc)}"
             ) from exc
     if kind in {"exported-program", "zip"}:
         try:
             program = torch.export.load(str(path))
         except Exception as exc:
             raise ConversionError(
-                f"source is not a torch.export ExportedProgram: {_first_line(exc)}"
+                f"source is not a torch.export ExportedProgram: {first_line(exc)}"
             ) from exc
         return program, "ExportedProgram"
     raise ConversionError(
@@ -76,7 +71,7 @@ def _export(module: Any, signature: Signature, examples: tuple[Any, ...]) -> onn
         )
         return program.model_proto  # type: ignore[no-any-return]
     except Exception as exc:
-        errors.append(f"dynamo exporter: {_first_line(exc)}")
+        errors.append(f"dynamo exporter: {first_line(exc)}")
     try:
         buffer = io.BytesIO()
         torch.onnx.export(
@@ -91,7 +86,7 @@ def _export(module: Any, signature: Signature, examples: tuple[Any, ...]) -> onn
         )
         return onnx.load_from_string(buffer.getvalue())
     except Exception as exc:
-        errors.append(f"tracing exporter: {_first_line(exc)}")
+        errors.append(f"tracing exporter: {first_line(exc)}")
     raise ConversionError("torch.onnx.export failed: " + "; ".join(errors))
 
 

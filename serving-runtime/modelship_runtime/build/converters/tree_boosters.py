@@ -11,14 +11,8 @@ from onnxmltools.convert.common.data_types import FloatTensorType
 
 from modelship_runtime.build.conversion import ConvertedModel, OutputRoles, Prediction, Reference
 from modelship_runtime.build.converters.sklearn_models import input_spec
-from modelship_runtime.build.errors import ConversionError
-from modelship_runtime.build.manifest import Task
+from modelship_runtime.build.errors import ConversionError, first_line
 from modelship_runtime.build.signature import Signature, signature_of_onnx
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _reference(
@@ -64,11 +58,7 @@ def finish(
             f"onnxmltools cannot convert the {fmt} model: {first_line(exc)}"
         ) from exc
     declared = signature_of_onnx(onnx_model)
-    task: Task = "classifier" if classifier else "regressor"
-    if classifier:
-        roles = OutputRoles(label=declared.outputs[0].name, scores=declared.outputs[1].name)
-    else:
-        roles = OutputRoles(label=None, scores=declared.outputs[0].name)
+    task, roles = OutputRoles.for_task(declared.outputs, classifier)
     return ConvertedModel(
         model=onnx_model,
         signature=Signature(inputs=[spec], outputs=declared.outputs),

@@ -11,8 +11,8 @@ import xgboost
 
 from modelship_runtime.build.conversion import ConvertedModel
 from modelship_runtime.build.converters.sklearn_models import load_pickled
-from modelship_runtime.build.converters.tree_boosters import finish, first_line
-from modelship_runtime.build.errors import ConversionError
+from modelship_runtime.build.converters.tree_boosters import finish
+from modelship_runtime.build.errors import ConversionError, first_line
 from modelship_runtime.build.signature import Signature
 
 
