@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# `make demo`: the main job end to end on the local cluster. The operator runs
-# in-cluster from its image; a real scikit-learn classifier is trained here,
-# applied as a ModelDeployment, built (converted to ONNX, optimized, validated)
-# by a Job, served, and asked for one prediction through its Service.
+# `make demo`: the main job end to end on the local cluster. `make images` and
+# `cluster-up` (which imports the images into the node) have run before. The
+# operator runs in-cluster from its image; a real scikit-learn classifier is
+# trained here, applied as a ModelDeployment, built (converted to ONNX,
+# optimized, validated) by a Job, served, and asked for one prediction through
+# its Service.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,9 +16,6 @@ NS=${MODELSHIP_DEMO_NAMESPACE:-modelship-demo}
 MODEL_DIR=/var/lib/modelship/models/iris
 kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$repo/.cluster/kubeconfig" "$@"; }
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-
-step "images into the node's containerd"
-bash "$here/images.sh" import --address "$(cat "$repo/.cluster/containerd.address")"
 
 step "operator: CRD, RBAC and Deployment (kubectl apply -k manifests/)"
 kubectl apply --server-side -k "$repo/manifests" >/dev/null
