@@ -46,6 +46,31 @@ def _selected_from_manifest(manifest: dict[str, Any]) -> str | None:
     return None
 
 
+PLAIN_VARIANT = "model"
+
+
+def served_variant(path: Path) -> str:
+    """Name of the build variant `path` serves (`model` for a plain ONNX file), for metrics.
+
+    Cheap and forgiving: metrics are labelled before the model loads, and a broken manifest is
+    reported by `resolve_model_file`, not here.
+    """
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return PLAIN_VARIANT
+    selected = manifest.get("selected") if isinstance(manifest, dict) else None
+    if isinstance(selected, dict):
+        selected = selected.get("name")
+    if isinstance(selected, str) and selected:
+        return selected
+    variants = manifest.get("variants") if isinstance(manifest, dict) else None
+    for variant in variants if isinstance(variants, list) else []:
+        if isinstance(variant, dict) and variant.get("selected") and variant.get("name"):
+            return str(variant["name"])
+    return PLAIN_VARIANT
+
+
 def resolve_model_file(path: Path) -> Path:
     """Return the ONNX file to load for `path` or raise ArtifactError naming what is wrong."""
     if path.is_file():

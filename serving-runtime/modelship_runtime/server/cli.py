@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from modelship_runtime.server.settings import ServerSettings
+from modelship_runtime.server.tokens import KeyFileError, read_key
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--feedback-task", choices=["auto", "classification", "regression"], default="auto"
     )
+    p.add_argument(
+        "--feedback-key-file",
+        default=None,
+        help="raw key (>= 16 bytes) signing prediction tokens; off: labels match by id only",
+    )
+    p.add_argument("--feedback-replay-entries", type=int, default=100_000)
     p.add_argument("--drain-delay-s", type=float, default=0.0)
     p.add_argument("--drain-timeout-s", type=float, default=30.0)
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
@@ -83,6 +90,8 @@ def settings_from_args(argv: list[str]) -> ServerSettings:
         feedback_retention_s=a.feedback_retention_s,
         feedback_output=a.feedback_output,
         feedback_task=a.feedback_task,
+        feedback_key_file=None if a.feedback_key_file is None else Path(a.feedback_key_file),
+        feedback_replay_entries=a.feedback_replay_entries,
         drain_delay_s=a.drain_delay_s,
         drain_timeout_s=a.drain_timeout_s,
         log_level=a.log_level,
@@ -95,8 +104,15 @@ def main(argv: list[str]) -> int:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        print(f"modelship-runtime serve: invalid {where}: {first['msg']}", file=sys.stderr)
+        what = f"invalid {where}: " if where else ""  # model-wide checks name their flags
+        print(f"modelship-runtime serve: {what}{first['msg']}", file=sys.stderr)
         return 2
+    if settings.feedback_key_file is not None:
+        try:
+            read_key(settings.feedback_key_file)
+        except KeyFileError as exc:
+            print(f"modelship-runtime serve: {exc}", file=sys.stderr)
+            return 2
     if not settings.model_path.exists():
         print(
             f"modelship-runtime serve: model path {str(settings.model_path)!r} does not exist",

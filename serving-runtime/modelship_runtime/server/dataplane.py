@@ -12,7 +12,14 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from modelship_runtime.server.batching import Batcher, Execution, Feeds, batch_key, run_merged
+from modelship_runtime.server.batching import (
+    Batcher,
+    Execution,
+    Feeds,
+    Outputs,
+    batch_key,
+    run_merged,
+)
 from modelship_runtime.server.datatypes import to_ort_strings
 from modelship_runtime.server.errors import (
     BadRequest,
@@ -23,6 +30,7 @@ from modelship_runtime.server.errors import (
 from modelship_runtime.server.feedback import (
     FeedbackResult,
     PredictionLog,
+    TokenLedger,
     apply_feedback,
     extract_prediction,
     parse_feedback,
@@ -36,12 +44,15 @@ from modelship_runtime.server.protocol import (
     Tensor,
 )
 from modelship_runtime.server.settings import ServerSettings
+from modelship_runtime.server.tokens import TokenCodec
 
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "modelship"
 SERVER_VERSION = "0.1.0"
 EXTENSIONS = ("binary_tensor_data", "feedback")
+# The response parameter carrying one signed prediction token per row of the feedback output.
+TOKENS_PARAMETER = "modelship_tokens"
 
 
 def _client_error_from_ort(exc: Exception) -> bool:
@@ -52,7 +63,9 @@ def _client_error_from_ort(exc: Exception) -> bool:
 class DataPlane:
     """One served model; the REST and gRPC front ends only decode, call, and encode."""
 
-    def __init__(self, settings: ServerSettings, metrics: RuntimeMetrics) -> None:
+    def __init__(
+        self, settings: ServerSettings, metrics: RuntimeMetrics, token_key: bytes | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.model: OnnxModel | None = None
@@ -65,6 +78,16 @@ class DataPlane:
             max_entries=settings.feedback_max_entries,
             retention_s=settings.feedback_retention_s,
         )
+        self.tokens: TokenCodec | None = None
+        self.ledger: TokenLedger | None = None
+        if token_key is not None:
+            model, revision, variant = metrics.labels
+            self.tokens = TokenCodec(token_key, model, revision, variant)
+            self.ledger = TokenLedger(
+                self.tokens,
+                retention_s=settings.feedback_retention_s,
+                max_seen=settings.feedback_replay_entries,
+            )
         self._feedback_output: int | None = None
         self.inline = False
         self._in_flight = 0
@@ -268,8 +291,7 @@ class DataPlane:
                 )
                 for i in selected
             ]
-            if request.id and self.predictions.enabled and self._feedback_output is not None:
-                self._record(request.id, execution.outputs[self._feedback_output])
+            parameters = self._track_prediction(request.id, execution.outputs)
             metrics.queue_seconds.observe(execution.queue_s)
             metrics.inference_seconds.observe(execution.inference_s)
             metrics.batch_size.observe(execution.batch_size)
@@ -280,6 +302,7 @@ class DataPlane:
                 model_version=self.settings.model_version,
                 outputs=outputs,
                 id=request.id,
+                parameters=parameters,
             )
         except InferenceError as exc:
             self.count_failure(exc)
@@ -292,23 +315,34 @@ class DataPlane:
             if self._batcher is not None:
                 self._batcher.notify()
 
-    def _record(self, request_id: str, output: npt.NDArray[Any]) -> None:
+    def _track_prediction(self, request_id: str | None, outputs: Outputs) -> dict[str, Any]:
+        """Keep the prediction under its id and/or sign it; returns the response parameters."""
+        keep = request_id is not None and self.predictions.enabled
+        if self._feedback_output is None or not (keep or self.tokens is not None):
+            return {}
         prediction = extract_prediction(
-            output,
+            outputs[self._feedback_output],
             self.settings.feedback_task,
             self.settings.feedback_max_rows,
             self.predictions.clock(),
         )
-        if prediction is not None:
+        if prediction is None:
+            return {}
+        if keep:
+            assert request_id is not None
             self.predictions.record(request_id, prediction)
+        if self.tokens is None:
+            return {}
+        return {TOKENS_PARAMETER: self.tokens.issue(prediction.task, prediction.values)}
 
     def feedback(self, name: str, version: str | None, body: Any) -> FeedbackResult:
         self.check_model(name, version)
-        if not self.predictions.enabled:
+        if not self.predictions.enabled and self.ledger is None:
             raise BadRequest(
-                "feedback is off: --feedback-max-entries or --feedback-retention-s is 0"
+                "feedback is off: --feedback-max-entries or --feedback-retention-s is 0 and "
+                "there is no --feedback-key-file"
             )
-        return apply_feedback(self.predictions, self.metrics, parse_feedback(body))
+        return apply_feedback(self.predictions, self.metrics, parse_feedback(body), self.ledger)
 
 
 def _as_served(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -316,4 +350,4 @@ def _as_served(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.ascontiguousarray(array) if array.dtype != np.object_ else array
 
 
-__all__ = ["EXTENSIONS", "SERVER_NAME", "DataPlane"]
+__all__ = ["EXTENSIONS", "SERVER_NAME", "TOKENS_PARAMETER", "DataPlane"]

@@ -1,4 +1,4 @@
-"""Joining delayed labels with earlier predictions, in bounded memory, into accuracy counters."""
+"""Joining delayed labels with their predictions, by id or signed token, into accuracy counters."""
 
 from __future__ import annotations
 
@@ -6,17 +6,23 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from modelship_runtime.server.errors import BadRequest
-from modelship_runtime.server.metrics import RuntimeMetrics
+from modelship_runtime.server.metrics import AccuracyCounters, RuntimeMetrics
 from modelship_runtime.server.settings import FeedbackTask
-
-Scalar = int | float | str | bool
+from modelship_runtime.server.tokens import (
+    Claims,
+    Scalar,
+    SeenTokens,
+    StringDigest,
+    TokenCodec,
+    TokenRejected,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +53,27 @@ def extract_prediction(
     if rows == 0 or rows > max_rows:
         return None
     flat = output.reshape(rows, -1)
+    if flat.shape[1] == 0:
+        return None  # rows without values: nothing to compare a label with
     if flat.shape[1] == 1:
-        values = tuple(_scalar(v) for v in flat[:, 0])
+        column = flat[:, 0]
+        # Every request pays this when tokens are on: numbers convert in one call.
+        numeric = output.dtype.kind in "fiub"
+        values = tuple(column.tolist()) if numeric else tuple(_scalar(v) for v in column)
         numeric_float = output.dtype.kind == "f"
         inferred = "regression" if numeric_float else "classification"
     else:
         if output.dtype.kind not in "fiub":
             return None
-        values = tuple(int(i) for i in np.argmax(flat, axis=1))
+        values = tuple(np.argmax(flat, axis=1).tolist())
         inferred = "classification"
     chosen = inferred if task == "auto" else task
     return Prediction(chosen, values, now)
 
 
-def _same_label(prediction: Scalar, label: Any) -> bool:
+def _same_label(prediction: Scalar | StringDigest, label: Any) -> bool:
+    if isinstance(prediction, StringDigest):
+        return prediction == StringDigest.of(str(label))
     if isinstance(prediction, str) or isinstance(label, str):
         return str(prediction) == str(label)
     return float(prediction) == float(label)
@@ -121,18 +134,59 @@ class PredictionLog:
         return found
 
 
+# The answer names the first few labels that did not count, not all: a body may hold thousands.
+MAX_REJECTED_SHOWN = 10
+
+
 @dataclass(slots=True)
 class FeedbackResult:
     matched: int = 0
     unknown: int = 0
     invalid: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, int]:
-        return {"matched": self.matched, "unknown": self.unknown, "invalid": self.invalid}
+    def reject(self, index: int, reason: str) -> None:
+        self.invalid += 1
+        if len(self.rejected) < MAX_REJECTED_SHOWN:
+            self.rejected.append({"index": index, "reason": reason})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "matched": self.matched,
+            "unknown": self.unknown,
+            "invalid": self.invalid,
+            "rejected": self.rejected,
+        }
 
 
-def _labels_for(prediction: Prediction, label: Any) -> Sequence[Any] | None:
-    count = len(prediction.values)
+@dataclass(frozen=True, slots=True)
+class FeedbackItem:
+    """One label, naming its prediction by request id (this pod's memory) or by signed token."""
+
+    label: Any
+    id: str | None = None
+    token: str | None = None
+
+
+class TokenLedger:
+    """Verifies prediction tokens and remembers the ones counted, so replays to this pod fail."""
+
+    def __init__(self, codec: TokenCodec, *, retention_s: float, max_seen: int) -> None:
+        self.codec = codec
+        self.retention_s = retention_s
+        self.seen = SeenTokens(max_seen, retention_s)
+
+    def claims(self, token: str) -> Claims:
+        claims = self.codec.verify(token, self.retention_s)
+        if claims.mac in self.seen:
+            raise TokenRejected("replayed")
+        return claims
+
+    def counted(self, claims: Claims) -> None:
+        self.seen.add(claims, self.codec.clock())
+
+
+def _labels_for(count: int, label: Any) -> Sequence[Any] | None:
     if isinstance(label, list):
         return label if len(label) == count else None
     return [label] if count == 1 else None
@@ -146,57 +200,108 @@ def _valid_label(value: Any) -> bool:
     return isinstance(value, float) and math.isfinite(value)
 
 
-def parse_feedback(body: Any) -> list[tuple[str, Any]]:
-    """Accept {id, label} or a list of them; anything else is a 400 naming the problem."""
+def parse_feedback(body: Any) -> list[FeedbackItem]:
+    """Accept {id|token, label} or a list of them; anything else is a 400 naming the problem."""
     items = body if isinstance(body, list) else [body]
     if not items:
         raise BadRequest("feedback body is an empty list; expected {id, label} objects")
-    parsed: list[tuple[str, Any]] = []
+    parsed: list[FeedbackItem] = []
     for index, item in enumerate(items):
         where = f"feedback item {index}"
         if not isinstance(item, dict):
-            raise BadRequest(f"{where} is not an object with 'id' and 'label'")
-        if "id" not in item or "label" not in item:
-            raise BadRequest(f"{where} needs both 'id' and 'label'")
-        request_id = item["id"]
-        if not isinstance(request_id, str) or not request_id:
-            raise BadRequest(f"{where}: 'id' must be a non-empty string")
-        parsed.append((request_id, item["label"]))
+            raise BadRequest(f"{where} is not an object with 'id' (or 'token') and 'label'")
+        if "id" in item and "token" in item:
+            raise BadRequest(f"{where} has both 'id' and 'token'; a label names one prediction")
+        key = "token" if "token" in item else "id"
+        if key not in item or "label" not in item:
+            raise BadRequest(f"{where} needs both '{key}' and 'label'")
+        name = item[key]
+        if not isinstance(name, str) or not name:
+            raise BadRequest(f"{where}: '{key}' must be a non-empty string")
+        if key == "token":
+            parsed.append(FeedbackItem(item["label"], token=name))
+        else:
+            parsed.append(FeedbackItem(item["label"], id=name))
     return parsed
 
 
+def _score(
+    task: str, predicted: Sequence[Scalar | StringDigest], labels: Sequence[Any]
+) -> tuple[int, float] | None:
+    """(rows matching their label, sum of absolute errors), or None when they cannot compare."""
+    if not all(_valid_label(v) for v in labels):
+        return None
+    correct = 0
+    abs_error = 0.0
+    for value, expected in zip(predicted, labels, strict=True):
+        if task == "regression":
+            if isinstance(expected, str) or isinstance(value, str | StringDigest):
+                return None
+            abs_error += abs(float(value) - float(expected))
+        elif _same_label(value, expected):
+            correct += 1
+    return correct, abs_error
+
+
+def _count(counters: AccuracyCounters, task: str, rows: int, score: tuple[int, float]) -> None:
+    counters.predictions.inc(rows)
+    if task == "regression":
+        counters.abs_error.inc(score[1])
+    else:
+        counters.correct.inc(score[0])
+
+
 def apply_feedback(
-    log: PredictionLog, metrics: RuntimeMetrics, items: list[tuple[str, Any]]
+    log: PredictionLog,
+    metrics: RuntimeMetrics,
+    items: list[FeedbackItem],
+    ledger: TokenLedger | None = None,
 ) -> FeedbackResult:
     """Join each label with its prediction and move the accuracy counters."""
     result = FeedbackResult()
-    for request_id, label in items:
-        prediction = log.take(request_id)
+    for index, item in enumerate(items):
+        if item.token is not None:
+            reason = _apply_token(metrics, ledger, item.token, item.label)
+            if reason is None:
+                result.matched += 1
+            else:
+                result.reject(index, reason)
+                metrics.feedback_invalid.inc()
+            continue
+        assert item.id is not None
+        prediction = log.take(item.id)
         if prediction is None:
             result.unknown += 1
             metrics.feedback_unknown.inc()
             continue
-        labels = _labels_for(prediction, label)
-        if labels is None or not all(_valid_label(v) for v in labels):
-            result.invalid += 1
+        labels = _labels_for(len(prediction.values), item.label)
+        score = None if labels is None else _score(prediction.task, prediction.values, labels)
+        if score is None:
+            result.reject(index, "label")
             metrics.feedback_invalid.inc()
             continue
-        correct = 0
-        abs_error = 0.0
-        for predicted, expected in zip(prediction.values, labels, strict=True):
-            if prediction.task == "regression":
-                if isinstance(expected, str) or isinstance(predicted, str):
-                    result.invalid += 1
-                    metrics.feedback_invalid.inc()
-                    break
-                abs_error += abs(float(predicted) - float(expected))
-            elif _same_label(predicted, expected):
-                correct += 1
-        else:
-            result.matched += 1
-            metrics.feedback_total.inc(len(labels))
-            if prediction.task == "regression":
-                metrics.feedback_abs_error.inc(abs_error)
-            else:
-                metrics.feedback_correct.inc(correct)
+        result.matched += 1
+        _count(metrics.own_accuracy, prediction.task, len(prediction.values), score)
     return result
+
+
+def _apply_token(
+    metrics: RuntimeMetrics, ledger: TokenLedger | None, token: str, label: Any
+) -> str | None:
+    """Count one token's label against the revision and variant it names; else why not."""
+    if ledger is None:
+        return "tokens_off"
+    try:
+        claims = ledger.claims(token)
+    except TokenRejected as exc:
+        return exc.reason
+    labels = _labels_for(1, label)
+    score = None if labels is None else _score(claims.task, (claims.value,), labels)
+    if score is None:
+        return "label"
+    counters = metrics.accuracy_for(claims.revision, claims.variant)
+    if counters is None:
+        return "label_sets"
+    _count(counters, claims.task, 1, score)
+    ledger.counted(claims)
+    return None

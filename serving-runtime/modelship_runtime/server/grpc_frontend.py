@@ -71,6 +71,24 @@ def _parameters(params: Any) -> dict[str, Any]:
     return out
 
 
+def _response_parameters(params: dict[str, Any]) -> dict[str, Any]:
+    # InferParameter holds scalars only: a list of strings (the prediction tokens) travels
+    # joined with "," (not in the base64url alphabet).
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, bool):
+            out[key] = service_pb2.InferParameter(bool_param=value)
+        elif isinstance(value, int):
+            out[key] = service_pb2.InferParameter(int64_param=value)
+        elif isinstance(value, float):
+            out[key] = service_pb2.InferParameter(double_param=value)
+        elif isinstance(value, list):
+            out[key] = service_pb2.InferParameter(string_param=",".join(map(str, value)))
+        else:
+            out[key] = service_pb2.InferParameter(string_param=str(value))
+    return out
+
+
 def _tensor_from_raw(
     raw: bytes, datatype: str, shape: tuple[int, ...], count: int, where: str
 ) -> npt.NDArray[Any]:
@@ -239,6 +257,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):  # type:
                 for t in response.outputs
             ],
             raw_output_contents=[_raw(t) for t in response.outputs],
+            parameters=_response_parameters(response.parameters),
         )
 
 

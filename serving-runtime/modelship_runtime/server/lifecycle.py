@@ -12,7 +12,7 @@ from typing import Any
 
 import uvicorn
 
-from modelship_runtime.server.artifact import resolve_model_file
+from modelship_runtime.server.artifact import resolve_model_file, served_variant
 from modelship_runtime.server.cpu import available_cpus
 from modelship_runtime.server.dataplane import DataPlane
 from modelship_runtime.server.grpc_frontend import build_grpc_server
@@ -20,6 +20,7 @@ from modelship_runtime.server.metrics import RuntimeMetrics
 from modelship_runtime.server.model import OnnxModel
 from modelship_runtime.server.rest import RestApp
 from modelship_runtime.server.settings import ServerSettings
+from modelship_runtime.server.tokens import read_key
 
 log = logging.getLogger("modelship_runtime.server")
 
@@ -60,8 +61,11 @@ def load_model(settings: ServerSettings) -> OnnxModel:
 async def serve(settings: ServerSettings) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
     loop = asyncio.get_running_loop()
-    metrics = RuntimeMetrics(settings.model_name, settings.model_version)
-    dataplane = DataPlane(settings, metrics)
+    metrics = RuntimeMetrics(
+        settings.model_name, settings.model_version, served_variant(settings.model_path)
+    )
+    key = None if settings.feedback_key_file is None else read_key(settings.feedback_key_file)
+    dataplane = DataPlane(settings, metrics, key)
 
     config = uvicorn.Config(
         RestApp(dataplane, settings.max_body_bytes),

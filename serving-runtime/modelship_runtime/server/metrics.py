@@ -32,6 +32,11 @@ def batch_buckets() -> tuple[float, ...]:
 
 
 OUTCOMES = ("success", "client_error", "server_error")
+# Labels of every series; docs/metrics.md is their contract with dashboards and alerts.
+IDENTITY = ["model", "revision", "variant"]
+# Accuracy counters are kept per (revision, variant) that made the prediction, which a signed
+# token may name for another pod; this bounds how many such series one pod exports.
+MAX_ACCURACY_SERIES = 16
 
 
 # prometheus_client's own metric classes take a lock and walk every bucket per observation;
@@ -90,13 +95,28 @@ class FastHistogram:
         return out
 
 
+class AccuracyCounters:
+    """Labelled predictions of one (revision, variant): the inputs of accuracy and MAE."""
+
+    __slots__ = ("abs_error", "correct", "predictions")
+
+    def __init__(self) -> None:
+        self.predictions = FastCounter()
+        self.correct = FastCounter()
+        self.abs_error = FastCounter()
+
+
 class RuntimeMetrics(Collector):
-    """Every metric the runtime exports, for one served model and version."""
+    """Every metric the runtime exports, for one served model, revision and build variant.
+
+    `revision` and `variant` separate a canary from its stable version (and one build variant
+    from another) in PromQL; they are the only identity labels, so cardinality stays per pod.
+    """
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, model: str, version: str) -> None:
-        self.labels = [model, version]
+    def __init__(self, model: str, revision: str, variant: str = "model") -> None:
+        self.labels = [model, revision, variant]
         self.requests = {o: FastCounter() for o in OUTCOMES}
         latency = latency_buckets()
         self.request_seconds = FastHistogram(latency)
@@ -105,9 +125,11 @@ class RuntimeMetrics(Collector):
         self.batch_size = FastHistogram(batch_buckets())
         self.in_flight = FastGauge()
         self.ready = FastGauge()
-        self.feedback_total = FastCounter()
-        self.feedback_correct = FastCounter()
-        self.feedback_abs_error = FastCounter()
+        # This pod's own series come first and always exist; others only once a token names them.
+        self.own_accuracy = AccuracyCounters()
+        self.accuracy: dict[tuple[str, str], AccuracyCounters] = {
+            (revision, variant): self.own_accuracy
+        }
         self.feedback_unknown = FastCounter()
         self.feedback_invalid = FastCounter()
         self.predictions_held = FastGauge()
@@ -115,18 +137,32 @@ class RuntimeMetrics(Collector):
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self)
 
+    def accuracy_for(self, revision: str, variant: str) -> AccuracyCounters | None:
+        """The counters of predictions made by (revision, variant); None past the series cap."""
+        counters = self.accuracy.get((revision, variant))
+        if counters is None and len(self.accuracy) < MAX_ACCURACY_SERIES:
+            counters = self.accuracy[(revision, variant)] = AccuracyCounters()
+        return counters
+
+    def _accuracy(self, name: str, doc: str, field: str) -> Metric:
+        family = CounterMetricFamily(name, doc, labels=IDENTITY)
+        model = self.labels[0]
+        for (revision, variant), counters in self.accuracy.items():
+            family.add_metric([model, revision, variant], getattr(counters, field).value)
+        return family
+
     def _counter(self, name: str, doc: str, value: float) -> Metric:
-        family = CounterMetricFamily(name, doc, labels=["model", "version"])
+        family = CounterMetricFamily(name, doc, labels=IDENTITY)
         family.add_metric(self.labels, value)
         return family
 
     def _gauge(self, name: str, doc: str, value: float) -> Metric:
-        family = GaugeMetricFamily(name, doc, labels=["model", "version"])
+        family = GaugeMetricFamily(name, doc, labels=IDENTITY)
         family.add_metric(self.labels, value)
         return family
 
     def _histogram(self, name: str, doc: str, histogram: FastHistogram) -> Metric:
-        family = HistogramMetricFamily(name, doc, labels=["model", "version"])
+        family = HistogramMetricFamily(name, doc, labels=IDENTITY)
         family.add_metric(self.labels, histogram.cumulative(), histogram.total)
         return family
 
@@ -134,7 +170,7 @@ class RuntimeMetrics(Collector):
         requests = CounterMetricFamily(
             "modelship_requests",
             "Inference requests by outcome (success, client_error, server_error).",
-            labels=["model", "version", "outcome"],
+            labels=[*IDENTITY, "outcome"],
         )
         for outcome, counter in self.requests.items():
             requests.add_metric([*self.labels, outcome], counter.value)
@@ -169,20 +205,21 @@ class RuntimeMetrics(Collector):
             "1 when the model is warmed up and accepting requests.",
             self.ready.value,
         )
-        yield self._counter(
+        # revision and variant here are those of the pod that made the prediction.
+        yield self._accuracy(
             "modelship_feedback_predictions",
-            "Predictions that received a label (rows).",
-            self.feedback_total.value,
+            "Predictions that received a label (rows), by the revision and variant that made them.",
+            "predictions",
         )
-        yield self._counter(
+        yield self._accuracy(
             "modelship_feedback_correct",
             "Labelled predictions that matched their label (classification rows).",
-            self.feedback_correct.value,
+            "correct",
         )
-        yield self._counter(
+        yield self._accuracy(
             "modelship_feedback_absolute_error",
             "Sum of |prediction - label| over labelled regression rows.",
-            self.feedback_abs_error.value,
+            "abs_error",
         )
         yield self._counter(
             "modelship_feedback_unknown_ids",
@@ -191,7 +228,8 @@ class RuntimeMetrics(Collector):
         )
         yield self._counter(
             "modelship_feedback_invalid",
-            "Labels whose shape or type cannot be compared with their prediction.",
+            "Labels that do not count: a shape or type not comparable with the prediction, or a "
+            "token that is malformed, forged, expired, replayed or of another model.",
             self.feedback_invalid.value,
         )
         yield self._gauge(

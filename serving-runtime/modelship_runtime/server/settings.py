@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 GraphOptimization = Literal["none", "basic", "extended", "all"]
 FeedbackTask = Literal["auto", "classification", "regression"]
@@ -48,12 +48,25 @@ class ServerSettings(BaseModel):
     feedback_max_rows: int = Field(default=1024, ge=1)
     feedback_output: str | None = None
     feedback_task: FeedbackTask = "auto"
+    # The key signing prediction tokens (a mounted Secret); None: no tokens, labels by id only.
+    feedback_key_file: Path | None = None
+    # MACs of counted tokens remembered against replays (per pod, oldest dropped first).
+    feedback_replay_entries: int = Field(default=100_000, ge=0)
 
     # Seconds between readiness turning false and the listeners closing, so that endpoints
     # controllers stop routing to us before we stop accepting.
     drain_delay_s: float = Field(default=0.0, ge=0.0, le=600.0)
     drain_timeout_s: float = Field(default=30.0, ge=0.0, le=3600.0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _tokens_need_retention(self) -> ServerSettings:
+        if self.feedback_key_file is not None:
+            if self.feedback_retention_s <= 0:
+                raise ValueError("--feedback-key-file needs --feedback-retention-s > 0")
+            if len(self.model_version.encode()) > 255:
+                raise ValueError("--feedback-key-file needs a --version of at most 255 bytes")
+        return self
 
     @property
     def batching(self) -> bool:

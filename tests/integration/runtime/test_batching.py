@@ -133,8 +133,14 @@ def test_incompatible_shapes_are_never_merged(scale_server: ServerProcess) -> No
         np.testing.assert_array_equal(got, inputs[i] * 2, err_msg=f"request {i}")
     samples = scrape(scale_server)
     assert (
-        samples['modelship_requests_total{model="scale",outcome="server_error",version="1"}'] == 0
+        samples[
+            'modelship_requests_total{model="scale",outcome="server_error",revision="1",variant="model"}'
+        ]
+        == 0
     )
     assert (
-        samples['modelship_requests_total{model="scale",outcome="success",version="1"}'] == REQUESTS
+        samples[
+            'modelship_requests_total{model="scale",outcome="success",revision="1",variant="model"}'
+        ]
+        == REQUESTS
     )

@@ -39,7 +39,7 @@ def post_feedback(server: ServerProcess, body: object, model: str) -> tuple[int,
 
 
 def series(name: str, model: str) -> str:
-    return f'{name}{{model="{model}",version="1"}}'
+    return f'{name}{{model="{model}",revision="1",variant="model"}}'
 
 
 @pytest.fixture(scope="module")

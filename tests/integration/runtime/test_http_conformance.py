@@ -254,7 +254,10 @@ class TestMetrics:
         conn.request("GET", "/metrics")
         text = conn.getresponse().read().decode()
         conn.close()
-        assert 'modelship_requests_total{model="mlp",outcome="success",version="1"}' in text
+        assert (
+            'modelship_requests_total{model="mlp",outcome="success",revision="1",variant="model"}'
+            in text
+        )
         assert "modelship_request_duration_seconds_bucket" in text
         assert 'le="0.0001"' in text and 'le="10.0"' in text
         assert "modelship_queue_duration_seconds_bucket" in text

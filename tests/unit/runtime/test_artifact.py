@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from modelship_runtime.server.artifact import ArtifactError, resolve_model_file
+from modelship_runtime.server.artifact import ArtifactError, resolve_model_file, served_variant
 
 
 def test_plain_file(tmp_path: Path) -> None:
@@ -56,3 +56,16 @@ def test_directory_without_manifest(tmp_path: Path) -> None:
 def test_missing_path(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="does not exist"):
         resolve_model_file(tmp_path / "nope")
+
+
+def test_served_variant_is_the_manifests_selection(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text(
+        '{"selected": "int8-dynamic", "selectedFile": "a.onnx"}'
+    )
+    assert served_variant(tmp_path) == "int8-dynamic"
+
+
+def test_served_variant_of_a_plain_file_or_a_broken_manifest(tmp_path: Path) -> None:
+    assert served_variant(tmp_path / "model.onnx") == "model"
+    (tmp_path / "manifest.json").write_text("{not json")
+    assert served_variant(tmp_path) == "model"

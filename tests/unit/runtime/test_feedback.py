@@ -23,7 +23,9 @@ class Clock:
 
 
 def _value(metrics: RuntimeMetrics, name: str) -> float:
-    value = metrics.registry.get_sample_value(name, {"model": "m", "version": "1"})
+    value = metrics.registry.get_sample_value(
+        name, {"model": "m", "revision": "1", "variant": "model"}
+    )
     assert value is not None
     return value
 
@@ -66,7 +68,7 @@ def test_counters_for_classification_and_unknown_ids() -> None:
             [{"id": "a", "label": [1, 3]}, {"id": "b", "label": "cat"}, {"id": "z", "label": 1}]
         ),
     )
-    assert result.as_dict() == {"matched": 2, "unknown": 1, "invalid": 0}
+    assert result.as_dict() == {"matched": 2, "unknown": 1, "invalid": 0, "rejected": []}
     assert _value(metrics, "modelship_feedback_predictions_total") == 3
     assert _value(metrics, "modelship_feedback_correct_total") == 2
 
@@ -77,9 +79,22 @@ def test_label_of_the_wrong_length_is_invalid_not_fatal() -> None:
     log.record("a", extract_prediction(np.array([1, 2]), "auto", 10, log.clock()))  # type: ignore[arg-type]
     result = apply_feedback(log, metrics, parse_feedback({"id": "a", "label": 1}))
     assert result.invalid == 1
+    assert result.rejected == [{"index": 0, "reason": "label"}]
 
 
-@pytest.mark.parametrize("body", [[], 3, {"id": "a"}, [{"id": 1, "label": 2}], "x"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        3,
+        {"id": "a"},
+        [{"id": 1, "label": 2}],
+        "x",
+        {"token": "t"},
+        {"token": 5, "label": 1},
+        {"id": "a", "token": "t", "label": 1},
+    ],
+)
 def test_malformed_feedback_bodies(body: object) -> None:
     with pytest.raises(BadRequest):
         parse_feedback(body)
