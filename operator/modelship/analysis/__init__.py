@@ -1,0 +1,1 @@
+"""Canary analysis, pure: the PromQL of each check, the statistics, and the verdicts."""

@@ -1,0 +1,344 @@
+"""Every Pass, Fail and Inconclusive path of every check, as a table of readings and reasons."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from modelship import api
+from modelship.analysis import checks
+from modelship.analysis.checks import CheckResult, HistogramReading, Reading
+from modelship.analysis.statistics import Histogram
+
+INF = math.inf
+R = Reading
+
+
+def buckets(*pairs: tuple[float, float]) -> HistogramReading:
+    return HistogramReading(Histogram.from_cumulative(pairs))
+
+
+# 1000 requests each; stable has 1% past 100 ms, the slow canary 10%.
+STABLE = buckets((0.05, 900), (0.1, 990), (0.2, 1000), (INF, 1000))
+SLOW = buckets((0.05, 700), (0.1, 900), (0.2, 990), (INF, 1000))
+# 100 requests each: 2 canary requests vs 1 stable request past 100 ms.
+FEW_STABLE = buckets((0.05, 90), (0.1, 99), (0.2, 100), (INF, 100))
+FEW_CANARY = buckets((0.05, 90), (0.1, 98), (0.2, 100), (INF, 100))
+
+
+def p99_max(reading: Reading) -> CheckResult:
+    return checks.check_p99_max(reading, max_ms=100)
+
+
+def p99_vs(
+    canary: Reading,
+    stable: Reading,
+    c_buckets: HistogramReading = SLOW,
+    s_buckets: HistogramReading = STABLE,
+) -> CheckResult:
+    return checks.check_p99_vs_stable(
+        canary, stable, canary_buckets=c_buckets, stable_buckets=s_buckets, max_increase=0.2
+    )
+
+
+def errors_max(reading: Reading, max_rate: float = 0.01) -> CheckResult:
+    return checks.check_error_rate_max(reading, max_rate=max_rate)
+
+
+def errors_vs(canary: Reading, stable: Reading, max_increase: float = 0.005) -> CheckResult:
+    return checks.check_error_rate_vs_stable(canary, stable, max_increase=max_increase)
+
+
+def accuracy_min(reading: Reading) -> CheckResult:
+    return checks.check_accuracy_min(reading, min_accuracy=0.92)
+
+
+def accuracy_drop(canary: Reading, stable: Reading) -> CheckResult:
+    return checks.check_accuracy_drop_vs_stable(canary, stable, max_drop=0.02)
+
+
+def metric(reading: Reading, lo: float | None = None, hi: float | None = None) -> CheckResult:
+    return checks.check_metric(
+        api.AnalysisMetric(name="custom", query="q", min=lo, max=hi), reading
+    )
+
+
+CASES = [
+    # --- maxP99LatencyMs ----------------------------------------------------------------
+    ("p99-under", lambda: p99_max(R(0.08, 500)), "Pass", None,
+     "p99 80 ms <= 100 ms (500 requests)"),
+    ("p99-at-the-limit", lambda: p99_max(R(0.1, 500)), "Pass", None,
+     "p99 100 ms <= 100 ms (500 requests)"),
+    ("p99-over", lambda: p99_max(R(0.1804, 500)), "Fail", None,
+     "p99 180.4 ms > 100 ms (500 requests)"),
+    ("p99-past-the-last-bucket", lambda: p99_max(R(INF, 500)), "Fail", None,
+     "p99 +Inf ms > 100 ms (500 requests)"),
+    ("p99-few-requests", lambda: p99_max(R(0.18, 99)), "Inconclusive", "too-few-samples",
+     "99 requests < 100 needed"),
+    ("p99-no-requests", lambda: p99_max(R(None, 0)), "Inconclusive", "too-few-samples",
+     "0 requests < 100 needed"),
+    ("p99-nan", lambda: p99_max(R(math.nan, 500)), "Inconclusive", "no-data",
+     "no data: p99 latency"),
+    ("p99-no-data", lambda: p99_max(R()), "Inconclusive", "no-data", "no data: p99 latency"),
+    ("p99-query-error", lambda: p99_max(R(error="timeout after 10s")), "Inconclusive",
+     "query-error", "query error: timeout after 10s"),
+    # --- maxP99LatencyIncreaseVsStable --------------------------------------------------
+    ("p99-vs-within", lambda: p99_vs(R(0.11, 1000), R(0.1, 1000)), "Pass", None,
+     "p99 110 ms vs stable 100 ms: <= 120 ms (stable +20%)"),
+    ("p99-vs-heavier-tail", lambda: p99_vs(R(0.2, 1000), R(0.1, 1000)), "Fail", None,
+     "p99 200 ms vs stable 100 ms: > 120 ms (stable +20%); 10% vs 1% of requests slower "
+     "than 100 ms, p=4.8e-21"),
+    ("p99-vs-over-but-noise",
+     lambda: p99_vs(R(0.15, 100), R(0.1, 100), FEW_CANARY, FEW_STABLE), "Inconclusive",
+     "undecided", "p99 150 ms vs stable 100 ms: > 120 ms (stable +20%); 2% vs 1% of requests "
+     "slower than 100 ms, but not significantly: p=0.47 >= 0.05"),
+    ("p99-vs-no-histogram", lambda: p99_vs(R(0.2, 1000), R(0.1, 1000), HistogramReading()),
+     "Inconclusive", "no-data",
+     "p99 200 ms vs stable 100 ms: > 120 ms (stable +20%); no data: latency histogram"),
+    ("p99-vs-histogram-error",
+     lambda: p99_vs(R(0.2, 1000), R(0.1, 1000), s_buckets=HistogramReading(error="503")),
+     "Inconclusive", "query-error", "query error: 503"),
+    ("p99-vs-no-shared-bucket",
+     lambda: p99_vs(R(0.2, 1000), R(0.1, 1000), buckets((0.3, 10), (INF, 1000))),
+     "Inconclusive", "undecided", "p99 200 ms vs stable 100 ms: > 120 ms (stable +20%); "
+     "the histograms share no finite bucket bound"),
+    ("p99-vs-few-stable", lambda: p99_vs(R(0.2, 1000), R(0.1, 50)), "Inconclusive",
+     "too-few-samples", "stable: 50 requests < 100 needed"),
+    ("p99-vs-few-canary", lambda: p99_vs(R(0.2, 10), R(0.1, 1000)), "Inconclusive",
+     "too-few-samples", "canary: 10 requests < 100 needed"),
+    ("p99-vs-no-stable", lambda: p99_vs(R(0.2, 1000), R()), "Inconclusive", "no-data",
+     "no data: stable p99 latency"),
+    ("p99-vs-query-error", lambda: p99_vs(R(error="e1"), R(0.1, 1000)), "Inconclusive",
+     "query-error", "query error (canary): e1"),
+    # --- maxErrorRate -------------------------------------------------------------------
+    ("errors-under", lambda: errors_max(R(0.004, 1000)), "Pass", None,
+     "error ratio 0.4% (4 of 1000 requests) <= 1%"),
+    ("errors-at-the-limit", lambda: errors_max(R(0.01, 1000)), "Pass", None,
+     "error ratio 1% (10 of 1000 requests) <= 1%"),
+    ("errors-over-within-noise", lambda: errors_max(R(0.015, 200)), "Inconclusive",
+     "undecided",
+     "error ratio 1.5% (3 of 200 requests) > 1%, not conclusively: lower bound 0.6%"),
+    ("errors-over", lambda: errors_max(R(0.05, 1000)), "Fail", None,
+     "error ratio 5% (50 of 1000 requests) > 1% (lower bound 3.98%)"),
+    ("errors-any-against-zero", lambda: errors_max(R(0.01, 1000), 0.0), "Fail", None,
+     "error ratio 1% (10 of 1000 requests) > 0% (lower bound 0.6%)"),
+    ("errors-no-data", lambda: errors_max(R(None, 500)), "Inconclusive", "no-data",
+     "no data: error ratio"),
+    ("errors-few-requests", lambda: errors_max(R(0.5, 20)), "Inconclusive",
+     "too-few-samples", "20 requests < 100 needed"),
+    ("errors-query-error", lambda: errors_max(R(error="bad_data")), "Inconclusive",
+     "query-error", "query error: bad_data"),
+    # --- maxErrorRateIncreaseVsStable ---------------------------------------------------
+    ("errors-vs-within", lambda: errors_vs(R(0.012, 1000), R(0.01, 1000)), "Pass", None,
+     "error ratio 1.2% (12 of 1000) vs stable 1% (10 of 1000): 0.2 points <= 0.5 points"),
+    ("errors-vs-better", lambda: errors_vs(R(0.0, 100), R(0.05, 100), 0.0), "Pass", None,
+     "error ratio 0% (0 of 100) vs stable 5% (5 of 100): -5 points <= 0 points"),
+    ("errors-vs-worse", lambda: errors_vs(R(0.05, 400), R(0.01, 400)), "Fail", None,
+     "error ratio 5% (20 of 400) vs stable 1% (4 of 400): 4 points > 0.5 points, p=0.00066"),
+    ("errors-vs-over-but-noise", lambda: errors_vs(R(0.03, 100), R(0.01, 100)),
+     "Inconclusive", "undecided", "error ratio 3% (3 of 100) vs stable 1% (1 of 100): "
+     "2 points > 0.5 points, but not significantly: p=0.27 >= 0.05"),
+    ("errors-vs-few-stable", lambda: errors_vs(R(0.03, 100), R(0.01, 10)), "Inconclusive",
+     "too-few-samples", "stable: 10 requests < 100 needed"),
+    ("errors-vs-no-canary", lambda: errors_vs(R(), R(0.01, 1000)), "Inconclusive", "no-data",
+     "no data: canary error ratio"),
+    ("errors-vs-query-error", lambda: errors_vs(R(0.01, 1000), R(error="e2")),
+     "Inconclusive", "query-error", "query error (stable): e2"),
+    # --- minAccuracy --------------------------------------------------------------------
+    ("accuracy-above", lambda: accuracy_min(R(0.95, 400)), "Pass", None,
+     "accuracy 95% (380 of 400 labels) >= 92%"),
+    ("accuracy-below-within-noise", lambda: accuracy_min(R(0.88, 100)), "Inconclusive",
+     "undecided",
+     "accuracy 88% (88 of 100 labels) < 92%, not conclusively: upper bound 92.37%"),
+    ("accuracy-below", lambda: accuracy_min(R(0.80, 200)), "Fail", None,
+     "accuracy 80% (160 of 200 labels) < 92% (upper bound 84.24%)"),
+    # A perfect score on a handful of labels decides nothing.
+    ("accuracy-a-handful-of-labels", lambda: accuracy_min(R(1.0, 12)), "Inconclusive",
+     "too-few-samples", "12 labels < 100 needed"),
+    ("accuracy-no-labels", lambda: accuracy_min(R(None, 0)), "Inconclusive",
+     "too-few-samples", "0 labels < 100 needed"),
+    ("accuracy-no-data", lambda: accuracy_min(R()), "Inconclusive", "no-data",
+     "no data: accuracy"),
+    ("accuracy-query-error", lambda: accuracy_min(R(error="x")), "Inconclusive",
+     "query-error", "query error: x"),
+    # --- maxAccuracyDropVsStable --------------------------------------------------------
+    ("drop-within", lambda: accuracy_drop(R(0.93, 500), R(0.94, 500)), "Pass", None,
+     "accuracy 93% (465 of 500) vs stable 94% (470 of 500): drop 1 point <= 2 points"),
+    ("drop-beyond", lambda: accuracy_drop(R(0.85, 500), R(0.94, 500)), "Fail", None,
+     "accuracy 85% (425 of 500) vs stable 94% (470 of 500): drop 9 points > 2 points, "
+     "p=2.1e-06"),
+    ("drop-beyond-but-noise", lambda: accuracy_drop(R(0.90, 100), R(0.94, 100)),
+     "Inconclusive", "undecided", "accuracy 90% (90 of 100) vs stable 94% (94 of 100): "
+     "drop 4 points > 2 points, but not significantly: p=0.18 >= 0.05"),
+    ("drop-few-stable-labels", lambda: accuracy_drop(R(0.90, 150), R(0.94, 99)),
+     "Inconclusive", "too-few-samples", "stable: 99 labels < 100 needed"),
+    ("drop-no-stable", lambda: accuracy_drop(R(0.90, 150), R()), "Inconclusive", "no-data",
+     "no data: stable accuracy"),
+    ("drop-query-error", lambda: accuracy_drop(R(error="e"), R(0.9, 150)), "Inconclusive",
+     "query-error", "query error (canary): e"),
+    # --- user metrics -------------------------------------------------------------------
+    ("metric-under-max", lambda: metric(R(0.3), hi=1), "Pass", None, "0.3 <= max 1"),
+    ("metric-at-max", lambda: metric(R(1.0), hi=1), "Pass", None, "1 <= max 1"),
+    ("metric-over-max", lambda: metric(R(1.5), hi=1), "Fail", None, "1.5 > max 1"),
+    ("metric-under-min", lambda: metric(R(0.4), lo=0.5, hi=2), "Fail", None, "0.4 < min 0.5"),
+    ("metric-in-range", lambda: metric(R(1.25), lo=0.5, hi=2), "Pass", None,
+     "1.25 >= min 0.5 and <= max 2"),
+    ("metric-nan", lambda: metric(R(math.nan), lo=0.5), "Inconclusive", "no-data",
+     "no data: the query returned NaN"),
+    ("metric-no-data", lambda: metric(R(), lo=0.5), "Inconclusive", "no-data", "no data"),
+    ("metric-query-error", lambda: metric(R(error="bad_data: parse error"), lo=0.5),
+     "Inconclusive", "query-error", "query error: bad_data: parse error"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("run", "verdict", "cause", "reason"),
+    [pytest.param(*case[1:], id=case[0]) for case in CASES],
+)
+def test_check(run: object, verdict: str, cause: str | None, reason: str) -> None:
+    assert callable(run)
+    result = run()
+    assert isinstance(result, CheckResult)
+    assert (result.verdict, result.cause, result.reason) == (verdict, cause, reason)
+    # Only an Inconclusive result carries a cause.
+    assert (result.cause is None) == (verdict != "Inconclusive")
+
+
+def test_a_relative_check_reports_both_sides_and_the_resolved_limit() -> None:
+    result = p99_vs(R(0.2, 1000), R(0.1, 1000))
+    assert (result.value, result.baseline) == (200.0, 100.0)
+    assert result.threshold == pytest.approx(120.0)
+    assert (result.samples, result.baseline_samples) == (1000, 1000)
+    assert result.p_value is not None and result.p_value < 1e-20
+
+
+def test_an_unusable_pair_still_reports_the_samples_of_both_sides() -> None:
+    result = errors_vs(R(0.03, 100), R(0.01, 10))
+    assert (result.samples, result.baseline_samples) == (100, 10)
+
+
+def test_sample_minimums_are_the_callers() -> None:
+    assert checks.check_p99_max(R(0.2, 20), max_ms=100, min_requests=20).verdict == "Fail"
+    assert checks.check_accuracy_min(R(0.5, 40), min_accuracy=0.9, min_labels=50).cause == (
+        "too-few-samples"
+    )
+
+
+# --- readings from raw query results ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator", "expected"),
+    [
+        (R(3.02), R(199.7), R(3.02 / 199.7, 200)),
+        (R(0.0), R(500.0), R(0.0, 500)),
+        (R(None), R(500.0), R(None, 500)),  # the numerator has no series: no data
+        (R(0.0), R(0.0), R(None, 0)),  # nothing happened: too few samples
+        (R(5.0), R(None), R()),  # no series at all: no data
+        (R(5.0), R(math.nan), R()),
+        (R(10.4), R(10.0), R(1.0, 10)),  # extrapolation overshoot, clamped
+        (R(error="e1"), R(error="e2"), R(error="e1; e2")),
+        (R(1.0), R(error="e2"), R(error="e2")),
+    ],
+)
+def test_ratio(numerator: Reading, denominator: Reading, expected: Reading) -> None:
+    assert checks.ratio(numerator, denominator) == expected
+
+
+def test_p99_reading_counts_the_histograms_requests() -> None:
+    assert checks.p99_reading(R(0.12), STABLE) == R(0.12, 1000)
+    assert checks.p99_reading(R(0.12), HistogramReading()) == R(0.12, None)
+    assert checks.p99_reading(R(0.12), HistogramReading(error="e")) == R(error="e")
+
+
+# --- the policy and every check it turns on ---------------------------------------------
+
+
+def readings(
+    *, requests: float, errors: float, p99: float, labels: float, correct: float
+) -> checks.RevisionReadings:
+    return checks.RevisionReadings(
+        requests=R(requests),
+        server_errors=R(errors),
+        p99_seconds=R(p99),
+        latency_buckets=STABLE,
+        predictions=R(labels),
+        correct=R(correct),
+    )
+
+
+HEALTHY_STABLE = readings(requests=1000, errors=10, p99=0.1, labels=500, correct=470)
+HEALTHY_CANARY = readings(requests=1000, errors=11, p99=0.105, labels=500, correct=468)
+
+ANALYSIS = api.Analysis(
+    max_p99_latency_ms=150,
+    max_error_rate=0.02,
+    min_accuracy=0.9,
+    max_accuracy_drop_vs_stable=0.02,
+    failure_limit=3,
+    metrics=[
+        api.AnalysisMetric(name="queue-ms", query="q1", max=5),
+        api.AnalysisMetric(name="unread", query="q2", min=0),
+    ],
+)
+
+
+def test_policy_from_analysis_reads_every_field() -> None:
+    policy = checks.Policy.from_analysis(
+        ANALYSIS,
+        max_p99_latency_increase_vs_stable=0.2,
+        inconclusive_limit=4,
+        on_inconclusive="rollback",
+    )
+    assert policy.max_p99_latency_ms == 150
+    assert policy.max_error_rate == 0.02
+    assert policy.min_accuracy == 0.9
+    assert policy.max_accuracy_drop_vs_stable == 0.02
+    assert policy.failure_limit == 3
+    assert [m.name for m in policy.metrics] == ["queue-ms", "unread"]
+    assert policy.max_p99_latency_increase_vs_stable == 0.2
+    assert policy.max_error_rate_increase_vs_stable is None
+    assert (policy.inconclusive_limit, policy.on_inconclusive) == (4, "rollback")
+    assert (policy.min_requests, policy.min_labelled_samples, policy.alpha) == (100, 100, 0.05)
+
+
+@pytest.mark.parametrize(
+    "changes", [{"alpha": 0.0}, {"alpha": 0.5}, {"min_requests": 0}, {"inconclusive_limit": 0}]
+)
+def test_policy_refuses_nonsense(changes: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        checks.Policy(**changes)  # type: ignore[arg-type]
+
+
+def test_run_checks_runs_what_the_policy_turns_on_in_a_fixed_order() -> None:
+    policy = checks.Policy.from_analysis(
+        ANALYSIS, max_p99_latency_increase_vs_stable=0.2, max_error_rate_increase_vs_stable=0.01
+    )
+    results = checks.run_checks(
+        policy, HEALTHY_CANARY, HEALTHY_STABLE, {"queue-ms": R(1.5), "unread": R(error="e")}
+    )
+    assert [(r.name, r.verdict) for r in results] == [
+        ("maxP99LatencyMs", "Pass"),
+        ("maxP99LatencyIncreaseVsStable", "Pass"),
+        ("maxErrorRate", "Pass"),
+        ("maxErrorRateIncreaseVsStable", "Pass"),
+        ("minAccuracy", "Pass"),
+        ("maxAccuracyDropVsStable", "Pass"),
+        ("queue-ms", "Pass"),
+        ("unread", "Inconclusive"),
+    ]
+    assert results[0].samples == 1000  # the histogram's requests behind the p99
+    assert results[4].samples == 500  # the labels behind the accuracy
+
+
+def test_run_checks_without_readings_is_no_data_everywhere() -> None:
+    policy = checks.Policy.from_analysis(ANALYSIS, max_error_rate_increase_vs_stable=0.01)
+    empty = checks.RevisionReadings()
+    results = checks.run_checks(policy, empty, empty, {})
+    assert {r.cause for r in results} == {"no-data"}
+    assert len(results) == 7
+
+
+def test_run_checks_with_every_check_off() -> None:
+    empty = checks.RevisionReadings()
+    assert checks.run_checks(checks.Policy(), empty, empty, {}) == ()
