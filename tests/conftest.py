@@ -9,6 +9,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.support import cluster as cluster_support
+from tests.support import installed_operators
 from tests.support.diagnostics import describe_namespace
 from tests.support.waiting import wait_until
 
@@ -22,12 +23,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[cluster_support.Cluster]:
+def cluster(request: pytest.FixtureRequest) -> Iterator[cluster_support.Cluster]:
+    """The cluster, with any operator installed in it set aside until the suite ends."""
     acquired = cluster_support.acquire()
     try:
-        yield acquired
+        admin = config.new_client_from_config(config_file=acquired.kubeconfig)
+        try:
+            aside = installed_operators.set_aside(admin)
+            _report(request, installed_operators.describe(aside))
+            try:
+                yield acquired
+            finally:
+                installed_operators.restore(admin, aside)
+        finally:
+            admin.close()
     finally:
         cluster_support.release(acquired)
+
+
+def _report(request: pytest.FixtureRequest, line: str) -> None:
+    # Straight to the terminal: what the suite did to a cluster it found must be visible.
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"[cluster] {line}")
 
 
 @pytest.fixture(scope="session")

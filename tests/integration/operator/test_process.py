@@ -40,9 +40,18 @@ def test_process_reconciles_and_serves_health_and_metrics(
     health = f"http://127.0.0.1:{operator_process.env['MODELSHIP_HEALTH_PORT']}/healthz"
     status, _ = wait_until(lambda: _get(health), timeout=15, what="the liveness endpoint")
     assert status == 200
-    assert _metric(operator_process, "modelship_reconcile_duration_seconds_count") >= 1
+    # Each figure is published after the status write the phase wait saw: wait on the figure.
+    wait_until(
+        lambda: _metric(operator_process, "modelship_reconcile_duration_seconds_count") >= 1,
+        timeout=15,
+        what="a reconcile counted in modelship_reconcile_duration_seconds",
+    )
+    wait_until(
+        lambda: _metric(operator_process, "modelship_model_deployments", 'phase="Building"') == 1,
+        timeout=15,
+        what='modelship_model_deployments{phase="Building"} == 1',
+    )
     assert _metric(operator_process, "modelship_builds_total", 'outcome="started"') == 1
-    assert _metric(operator_process, "modelship_model_deployments", 'phase="Building"') == 1
 
 
 def test_operator_killed_mid_build_resumes_without_a_duplicate_job(
