@@ -22,10 +22,15 @@ venv: $(VENV)/.stamp ## create the virtualenv with every extra (uv, cached under
 
 # --- Quality ----------------------------------------------------------------
 .PHONY: lint
-lint: venv ## ruff and mypy --strict
+lint: venv promtool ## ruff, mypy --strict, promtool check rules
 	$(VENV)/bin/ruff check operator serving-runtime tests hack
 	$(VENV)/bin/ruff format --check operator serving-runtime tests hack
 	$(VENV)/bin/mypy operator/modelship serving-runtime/modelship_runtime
+	$(PY) hack/check_rules.py "$$(source hack/versions.sh && echo $$PROMETHEUS_BIN)/promtool"
+
+.PHONY: promtool
+promtool: ## build Prometheus and its promtool from the Go module proxy (cached by version)
+	@bash hack/build-monitoring.sh prometheus
 
 .PHONY: fmt
 fmt: venv ## apply ruff's formatting and safe fixes
@@ -51,9 +56,10 @@ test-integration: venv binaries ## integration tests against a real apiserver
 
 # --- Local cluster ------------------------------------------------------------
 .PHONY: binaries
-binaries: ## build Kubernetes, etcd, CoreDNS and MinIO from the Go module proxy (cached by version)
+binaries: ## build Kubernetes, etcd, CoreDNS, MinIO, Prometheus and prometheus-operator from the Go module proxy (cached by version)
 	@bash hack/build-binaries.sh all
 	@bash hack/build-s3.sh >/dev/null
+	@bash hack/build-monitoring.sh all
 
 .PHONY: cluster-up
 cluster-up: binaries ## start the local cluster (no-op when up); kubeconfig in .cluster/kubeconfig
@@ -74,7 +80,7 @@ demo: venv images cluster-up ## the main job end to end: cluster, operator, a mo
 
 # --- Images -------------------------------------------------------------------
 .PHONY: images
-images: venv ## build the pause, runtime and operator images from a Debian rootfs (cached by input hash)
+images: venv ## build the pause, runtime, operator and Prometheus images from a Debian rootfs (cached by input hash)
 	@bash hack/images.sh build
 
 # --- Benchmarks (never part of `make test`) ------------------------------------

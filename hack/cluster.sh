@@ -206,6 +206,18 @@ else
   node_status() { :; }
 fi
 
+# ------------------------------------------------------------ metrics plane --
+
+# Prometheus runs as a pod, so the metrics plane needs the node.
+if [[ $WITH_NODE == 1 && -f $here/monitoring.sh ]]; then
+  # shellcheck source=monitoring.sh
+  source "$here/monitoring.sh"
+else
+  monitoring_up() { :; }
+  monitoring_down() { :; }
+  monitoring_status() { :; }
+fi
+
 # ----------------------------------------------------------------- commands --
 
 cmd_up() {
@@ -221,12 +233,14 @@ cmd_up() {
   wait_for kube-scheduler 60 component_healthy 10259
   log "control plane ready in $((SECONDS - t0))s"
   node_up
+  monitoring_up
   log "cluster up in $((SECONDS - t0))s"
   echo "kubeconfig: $KUBECONFIG_ADMIN"
   echo "  export KUBECONFIG=$KUBECONFIG_ADMIN"
 }
 
 cmd_down() {
+  monitoring_down
   node_down
   local i
   for ((i = ${#CONTROL_PLANE[@]} - 1; i >= 0; i--)); do stop "${CONTROL_PLANE[$i]}"; done
@@ -253,6 +267,7 @@ cmd_status() {
   check kube-controller-manager component_healthy 10257
   check kube-scheduler component_healthy 10259
   node_status || bad=1
+  monitoring_status || bad=1
   if alive kube-apiserver; then
     echo "server version: $(curl_api /version | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p')"
   fi

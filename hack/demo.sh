@@ -18,8 +18,14 @@ kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$repo/.cluster/kubeconfig" "$@"; }
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 step "operator: CRD, RBAC and Deployment (kubectl apply -k manifests/)"
-kubectl apply --server-side -k "$repo/manifests" >/dev/null
+# --force-conflicts: the demo owns this install, including a replica count a tool changed.
+kubectl apply --server-side --force-conflicts -k "$repo/manifests" >/dev/null
 kubectl wait --for=condition=Established crd/modeldeployments.modelship.io --timeout=60s
+# The operator's own PodMonitor and alerts, where prometheus-operator's CRDs are installed
+# (make cluster-up installs them with the local Prometheus).
+if kubectl get crd podmonitors.monitoring.coreos.com >/dev/null 2>&1; then
+  kubectl apply --server-side --force-conflicts -k "$repo/manifests/monitoring" >/dev/null
+fi
 # A fresh rollout picks up a rebuilt operator image with the same tag.
 kubectl -n modelship-system rollout restart deployment/modelship-operator >/dev/null
 kubectl -n modelship-system rollout status deployment/modelship-operator --timeout=180s
@@ -72,4 +78,11 @@ req = urllib.request.Request('$url/infer', data=json.dumps(body).encode(),
                              headers={'Content-Type': 'application/json'})
 print(json.dumps(json.load(urllib.request.urlopen(req, timeout=30)), indent=2))
 "
+step "live metrics: Prometheus scrapes md/iris through the PodMonitor the operator created"
+"$repo/.venv/bin/python" "$here/demo_metrics.py" --endpoints "$repo/.cluster/endpoints.env" \
+  --service-ip "$(kubectl -n "$NS" get service iris -o jsonpath='{.spec.clusterIP}')" \
+  --namespace "$NS" --model iris
+echo "Dashboards: ConfigMap $NS/iris-dashboard (label grafana_dashboard=1, for Grafana's sidecar);"
+echo "  to import by hand: manifests/dashboards/model.json and manifests/dashboards/fleet.json"
+
 step "done: kubectl --kubeconfig .cluster/kubeconfig -n $NS get md"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds, lists and imports modelship's container images without a registry or a Docker daemon.
 #
-#   hack/images.sh build [pause|runtime|operator ...]   build what changed (default: all three)
+#   hack/images.sh build [pause|runtime|operator ...]   build what changed (default: all of them)
 #   hack/images.sh list                                 each image ref, its archive and size
 #   hack/images.sh import --address SOCKET [--snapshotter NAME] [pause|runtime|operator ...]
 #                                                       load built images (default: all) into
@@ -15,6 +15,10 @@
 # becomes the second layer. umoci assembles OCI layouts, which are tarred into OCI archives
 # named <name>-<inputhash>.tar under $MODELSHIP_CACHE/images. serving-runtime/Dockerfile and
 # operator/Dockerfile describe the same contents for Docker users (see docs/images.md).
+#
+# The metrics plane's images (prometheus, prometheus-config-reloader) hold only static Go
+# binaries built by hack/build-monitoring.sh (run from here when missing): one small layer,
+# no Debian base, tagged with the upstream version rather than the project's.
 #
 # Environment:
 #   MODELSHIP_CACHE          cache root (default ~/.cache/modelship)
@@ -33,7 +37,9 @@ cache=$MODELSHIP_CACHE/images
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/pyproject.toml" | head -n1)
 [[ -n $version ]] || { echo "[images] cannot read the project version from pyproject.toml" >&2; exit 1; }
 repository=docker.io/modelship
-images=(pause runtime operator)
+images=(pause runtime operator prometheus prometheus-config-reloader)
+# The static images' user: nobody, as upstream's images run (the operator's pods override it).
+static_uid=65534
 
 debian_suite=bookworm
 debian_mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -56,7 +62,24 @@ trap 'exit 130' INT TERM
 log() { printf '[images %3ds] %s\n' $((SECONDS - start_time)) "$*" >&2; }
 die() { printf '[images] error: %s\n' "$*" >&2; exit 1; }
 
-ref_of() { echo "$repository/$1:$version"; }
+# The metrics plane's images carry the upstream version (what prometheus-operator is told).
+tag_of() {
+  case $1 in
+    prometheus) echo "${PROMETHEUS_VERSION#v}" ;;
+    prometheus-config-reloader) echo "${PROM_OPERATOR_VERSION#v}" ;;
+    *) echo "$version" ;;
+  esac
+}
+ref_of() { echo "$repository/$1:$(tag_of "$1")"; }
+is_static() { [[ $1 == prometheus || $1 == prometheus-config-reloader ]]; }
+# static_binaries_of NAME: the binaries that make up a static image, one path a line.
+static_binaries_of() {
+  case $1 in
+    prometheus) printf '%s\n' "$PROMETHEUS_BIN/prometheus" "$PROMETHEUS_BIN/promtool" ;;
+    prometheus-config-reloader) echo "$PROM_OPERATOR_BIN/prometheus-config-reloader" ;;
+  esac
+}
+entrypoint_of_static() { static_binaries_of "$1" | head -n1 | sed 's#.*/#/bin/#'; }
 extras_of() {
   case $1 in
     runtime) echo "runtime,convert" ;;
@@ -106,6 +129,15 @@ input_key() {
     echo "$name $version $(ref_of "$name")"
     declare -f pack_layout finish_archive layer_tar
     case $name in
+      prometheus | prometheus-config-reloader)
+        echo "$static_uid"
+        # The binaries' contents, not their version: a rebuild with other flags is another image.
+        local bin
+        while IFS= read -r bin; do
+          if [[ -f $bin ]]; then sha256sum <"$bin"; else echo "missing $bin"; fi
+        done < <(static_binaries_of "$name")
+        declare -f build_static pack_static_layout
+        ;;
       pause)
         echo "$pause_uid"
         go version 2>/dev/null || echo "no go"
@@ -375,6 +407,52 @@ EOF
   mv "$out.tmp" "$out"
 }
 
+build_static() { # NAME WORK -> WORK/layer.tar: the static binaries, /etc/passwd, writable dirs
+  local name=$1 root=$2/root bin
+  mkdir -p "$root/bin" "$root/etc"
+  while IFS= read -r bin; do install -m 0755 -o 0 -g 0 "$bin" "$root/bin/"; done < <(static_binaries_of "$name")
+  # Go's os/user and Prometheus' own logs want a passwd entry for the user they run as.
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:%s:%s:nobody:/home:/sbin/nologin\n' \
+    "$static_uid" "$static_uid" >"$root/etc/passwd"
+  printf 'root:x:0:\nnobody:x:%s:\n' "$static_uid" >"$root/etc/group"
+  install -d -m 1777 -o 0 -g 0 "$root/tmp"
+  local dirs=(./bin ./etc ./tmp)
+  if [[ $name == prometheus ]]; then
+    # What `docker run` of the image alone needs: a config scraping itself, a data directory
+    # the user owns. In the cluster prometheus-operator mounts both over these.
+    install -d -m 0755 -o 0 -g 0 "$root/etc/prometheus"
+    cat >"$root/etc/prometheus/prometheus.yml" <<'YAML'
+global: {scrape_interval: 15s}
+scrape_configs:
+- job_name: prometheus
+  static_configs: [{targets: ["localhost:9090"]}]
+YAML
+    install -d -m 0755 -o "$static_uid" -g "$static_uid" "$root/prometheus"
+    dirs+=(./prometheus)
+  fi
+  layer_tar "$root" "${dirs[@]}" >"$2/layer.tar"
+}
+
+pack_static_layout() { # LAYOUT NAME: OCI config of a static image (entrypoint, user, volumes)
+  local layout=$1 name=$2 tag
+  tag=$(tag_of "$name")
+  local args=(--image "$layout:$tag" --author "modelship"
+    --config.entrypoint "$(entrypoint_of_static "$name")"
+    --config.user "$static_uid:$static_uid"
+    --config.env "PATH=/bin"
+    --config.label "org.opencontainers.image.title=$name"
+    --config.label "org.opencontainers.image.version=$tag"
+    --config.label "org.opencontainers.image.licenses=Apache-2.0"
+    --history.created_by "hack/images.sh build $name")
+  if [[ $name == prometheus ]]; then
+    args+=(--config.cmd "--config.file=/etc/prometheus/prometheus.yml"
+      --config.cmd "--storage.tsdb.path=/prometheus"
+      --config.workingdir /prometheus --config.volume /prometheus --config.exposedports 9090/tcp)
+  fi
+  umoci config "${args[@]}"
+  umoci gc --layout "$layout"
+}
+
 # --- commands -------------------------------------------------------------------------------
 
 manifest_digest() { # ARCHIVE -> sha256:...
@@ -421,6 +499,7 @@ ensure_base() { # -> prints the base dir
 
 build_one() {
   local name=$1 archive work
+  if is_static "$name"; then build_static_one "$name"; return; fi
   archive=$(archive_of "$name")
   if [[ -f $archive ]]; then
     log "$name: up to date ($(basename "$archive"))"
@@ -468,6 +547,41 @@ build_one() {
     "($(human_size "$(stat -c %s "$archive")") archive)"
 }
 
+build_static_one() {
+  local name=$1 archive work bin
+  # The binaries come from the Go module proxy like the cluster's; a no-op when cached.
+  while IFS= read -r bin; do
+    [[ -x $bin ]] || { bash "$here/build-monitoring.sh" all; break; }
+  done < <(static_binaries_of "$name")
+  archive=$(archive_of "$name")
+  if [[ -f $archive ]]; then
+    log "$name: up to date ($(basename "$archive"))"
+    return
+  fi
+  local t0=$SECONDS tag
+  tag=$(tag_of "$name")
+  work=$cache/work/$name
+  safe_rm "$work"
+  mkdir -p "$work"
+  build_static "$name" "$work"
+  umoci init --layout "$work/oci"
+  umoci new --image "$work/oci:$tag"
+  umoci raw add-layer --image "$work/oci:$tag" --history.created_by "hack/build-monitoring.sh" \
+    "$work/layer.tar"
+  pack_static_layout "$work/oci" "$name"
+  # finish_archive names the manifest by $version; here the tag is the upstream version.
+  local version=$tag
+  finish_archive "$work/oci" "$name" "$archive"
+  stat -c %s "$work/layer.tar" >"${archive%.tar}.unpacked-bytes"
+  # 16 hex digits, not *: "prometheus-*" would also match the config-reloader's archives.
+  for old in "$cache/$name"-????????????????.tar; do
+    [[ $old == "$archive" || ! -f $old ]] || rm -f "$old" "${old%.tar}.unpacked-bytes"
+  done
+  safe_rm "$work"
+  log "$name: built $(ref_of "$name") in $((SECONDS - t0))s: $(basename "$archive")" \
+    "($(human_size "$(stat -c %s "$archive")") archive)"
+}
+
 cmd_build() {
   local names=("$@")
   ((${#names[@]})) || names=("${images[@]}")
@@ -476,6 +590,7 @@ cmd_build() {
     case $n in
       pause) require go ;;
       runtime | operator) require debootstrap chroot; [[ -x $uv_bin ]] || die "no uv at $uv_bin (run make venv)" ;;
+      prometheus | prometheus-config-reloader) require go ;;
       *) die "unknown image '$n' (known: ${images[*]})" ;;
     esac
   done
@@ -511,7 +626,7 @@ cmd_import() {
       --snapshotter) snapshotter=${2:?--snapshotter needs a name}; shift 2 ;;
       --snapshotter=*) snapshotter=${1#*=}; shift ;;
       -*) die "import: unknown option '$1' (usage: import --address SOCKET [--snapshotter NAME] [IMAGE...])" ;;
-      pause | runtime | operator) names+=("$1"); shift ;;
+      pause | runtime | operator | prometheus | prometheus-config-reloader) names+=("$1"); shift ;;
       *) die "import: unknown image '$1' (known: ${images[*]})" ;;
     esac
   done

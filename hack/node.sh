@@ -126,6 +126,9 @@ imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 200Mi, nodefs.available: 2%, imagefs.available: 2%, nodefs.inodesFree: 2%}
 podPidsLimit: 4096
 maxPods: 110
+# Secret and ConfigMap volumes follow their objects on each pod sync: 10s instead of 1m, so a new
+# PodMonitor or rule reaches Prometheus (via its config-reloader) within seconds in tests.
+syncFrequency: 10s
 EOF
   write_if_changed "$CLUSTER_DIR/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1

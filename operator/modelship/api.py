@@ -428,12 +428,58 @@ class Rollout(Model):
     )
 
 
+class Slo(Model):
+    """The model's service level: what its alerts (and dashboard thresholds) hold it to."""
+
+    p99_latency_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="Largest p99 latency in ms before the latency alert fires "
+        "(default: rollout.analysis.maxP99LatencyMs, else 250).",
+    )
+    max_error_ratio: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Largest ratio of server errors before the error alert fires "
+        "(default: rollout.analysis.maxErrorRate, else 0.01).",
+    )
+    min_accuracy: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Smallest accuracy from delayed labels before the accuracy alert fires "
+        "(default: rollout.analysis.minAccuracy; no accuracy alert when neither is set).",
+    )
+    min_labelled_samples: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="Labels needed within the accuracy window before accuracy is judged at all.",
+    )
+    window: str = Field(
+        default="5m",
+        max_length=32,
+        pattern=DURATION_PATTERN,
+        description="Rate window of the latency and error alerts (accuracy uses 6x this); at "
+        "least 4 scrape intervals, so each window holds enough samples.",
+    )
+    pending: str = Field(
+        default="5m",
+        max_length=32,
+        pattern=DURATION_PATTERN,
+        description="How much longer than the window an SLO breach must last before its alert "
+        "fires (for = window + pending): a burst shorter than this never pages.",
+    )
+
+
 class Monitoring(Model):
     """Monitoring objects created for the model."""
 
     pod_monitor: bool = Field(default=False, description="Create a Prometheus PodMonitor.")
     rules: bool = Field(default=False, description="Create a PrometheusRule with SLO alerts.")
     dashboard: bool = Field(default=False, description="Create a Grafana dashboard ConfigMap.")
+    slo: Slo = Field(default_factory=Slo, description="Thresholds of the model's alerts.")
 
 
 class ModelDeploymentSpec(Model):
@@ -557,6 +603,16 @@ class Decision(Model):
     at: str = Field(description="When (RFC 3339).", json_schema_extra={"format": "date-time"})
 
 
+class MonitoringStatus(Model):
+    """The monitoring children that exist for the model (names in its namespace)."""
+
+    pod_monitor: str | None = Field(default=None, description="PodMonitor of the serving pods.")
+    prometheus_rule: str | None = Field(default=None, description="PrometheusRule of its alerts.")
+    dashboard: str | None = Field(
+        default=None, description="ConfigMap holding its Grafana dashboard."
+    )
+
+
 class ModelDeploymentStatus(Model):
     """Observed state of a served model, written only by the operator."""
 
@@ -580,6 +636,13 @@ class ModelDeploymentStatus(Model):
         default=None, description="Label selector of the serving pods (scale subresource)."
     )
     url: str | None = Field(default=None, description="In-cluster inference URL of the model.")
+    monitoring: MonitoringStatus | None = Field(
+        default=None, description="Monitoring objects created for spec.monitoring."
+    )
+    feedback_key_secret: str | None = Field(
+        default=None,
+        description="Secret holding the key that signs prediction tokens (created once).",
+    )
 
 
 class ModelDeployment(Model):

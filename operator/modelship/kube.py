@@ -25,6 +25,10 @@ _RESOURCES: dict[str, tuple[str, str]] = {
     "Service": ("/api/v1", "services"),
     "Pod": ("/api/v1", "pods"),
     "Event": ("/api/v1", "events"),
+    "ConfigMap": ("/api/v1", "configmaps"),
+    "Secret": ("/api/v1", "secrets"),
+    "PodMonitor": ("/apis/monitoring.coreos.com/v1", "podmonitors"),
+    "PrometheusRule": ("/apis/monitoring.coreos.com/v1", "prometheusrules"),
     api.KIND: (f"/apis/{api.GROUP}/{api.VERSION}", api.PLURAL),
 }
 
@@ -58,6 +62,13 @@ class ApiError(Exception):
         super().__init__(f"{method} {path} failed with HTTP {status}: {message}")
         self.status = status
         self.reason = _REASONS.get(status, "ApiError")
+        # The apiserver answers a path of a group it does not serve (no CRD of that group
+        # installed) with a plain-text "404 page not found", an unserved resource of a served
+        # group with "the server could not find the requested resource"; a missing object of a
+        # served type says "<kind> \"name\" not found".
+        self.kind_missing = status == 404 and (
+            "page not found" in message or "could not find the requested resource" in message
+        )
 
 
 _REASONS = {
@@ -156,9 +167,37 @@ class KubeClient:
 
     # --- children -----------------------------------------------------------------------
 
+    @_uses("", "secrets", "create")
+    async def create_secret(self, obj: Mapping[str, Any]) -> bool:
+        """Create a Secret; False when one of that name exists already (it is never read:
+        the operator needs no permission to read Secrets)."""
+        try:
+            await self._request(
+                "POST", _object_path("Secret", obj["metadata"]["namespace"]), body=obj
+            )
+        except ApiError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    @_uses("monitoring.coreos.com", "podmonitors", "delete")
+    @_uses("monitoring.coreos.com", "prometheusrules", "delete")
+    @_uses("", "configmaps", "delete")
+    async def delete_optional(self, kind: str, namespace: str, name: str) -> None:
+        """Delete a monitoring child; absent (or its kind no longer served) is fine."""
+        try:
+            await self._request("DELETE", _object_path(kind, namespace, name))
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
     @_uses("batch", "jobs", "create", "patch")
     @_uses("apps", "deployments", "create", "patch")
     @_uses("", "services", "create", "patch")
+    @_uses("monitoring.coreos.com", "podmonitors", "create", "patch")
+    @_uses("monitoring.coreos.com", "prometheusrules", "create", "patch")
+    @_uses("", "configmaps", "create", "patch")
     async def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply one child with the operator's field manager."""
         meta = obj["metadata"]
@@ -185,14 +224,16 @@ class KubeClient:
 
     @_uses("apps", "deployments", "get")
     @_uses("", "services", "get")
-    async def get(
-        self, kind: Literal["Deployment", "Service", "ModelDeployment"], namespace: str, name: str
-    ) -> dict[str, Any] | None:
-        """Read one object; None when it does not exist."""
+    @_uses("monitoring.coreos.com", "podmonitors", "get")
+    @_uses("monitoring.coreos.com", "prometheusrules", "get")
+    @_uses("", "configmaps", "get")
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """Read one object; None when it does not exist. Raises ApiError with `kind_missing`
+        when the cluster does not serve the kind at all (a CRD not installed)."""
         try:
             result: dict[str, Any] = await self._request("GET", _object_path(kind, namespace, name))
         except ApiError as exc:
-            if exc.status == 404:
+            if exc.status == 404 and not exc.kind_missing:
                 return None
             raise
         return result

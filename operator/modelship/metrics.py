@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -35,6 +36,35 @@ BUILDS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+MODEL_PHASE = Gauge(
+    "modelship_model_deployment_phase",
+    "1 for the phase each ModelDeployment is in, 0 for the others.",
+    ["namespace", "name", "phase"],
+    registry=REGISTRY,
+)
+MODEL_REPLICAS = Gauge(
+    "modelship_model_deployment_replicas",
+    "Serving replicas each ModelDeployment asks for.",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+MODEL_READY_REPLICAS = Gauge(
+    "modelship_model_deployment_ready_replicas",
+    "Ready serving replicas of each ModelDeployment.",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+DECISIONS = Counter(
+    "modelship_decisions_total",
+    "Actions the operator took on its own, by ModelDeployment and action.",
+    ["namespace", "name", "action"],
+    registry=REGISTRY,
+)
+RESYNC_COMPLETED = Gauge(
+    "modelship_resync_last_completed_timestamp_seconds",
+    "When the periodic resync last went through every ModelDeployment (Unix time).",
+    registry=REGISTRY,
+)
 API_REQUESTS = Counter(
     "modelship_api_requests_total",
     "Kubernetes API requests made by the operator's reconciler.",
@@ -52,6 +82,31 @@ def publish_phases(phases: Iterable[str]) -> None:
         counts[phase if phase in counts else "Unknown"] += 1
     for phase, count in counts.items():
         MODEL_DEPLOYMENTS.labels(phase=phase).set(count)
+
+
+def publish_model(
+    namespace: str, name: str, phase: str, desired_replicas: int, ready_replicas: int
+) -> None:
+    """Set the per-ModelDeployment gauges (bounded by the number of CRs, never per request)."""
+    for known in PHASES:
+        MODEL_PHASE.labels(namespace=namespace, name=name, phase=known).set(
+            1 if known == phase else 0
+        )
+    MODEL_REPLICAS.labels(namespace=namespace, name=name).set(desired_replicas)
+    MODEL_READY_REPLICAS.labels(namespace=namespace, name=name).set(ready_replicas)
+
+
+def forget_model(namespace: str, name: str) -> None:
+    """Drop a deleted ModelDeployment's series, so dashboards do not show ghosts."""
+    for known in PHASES:
+        _remove(MODEL_PHASE, namespace, name, known)
+    _remove(MODEL_REPLICAS, namespace, name)
+    _remove(MODEL_READY_REPLICAS, namespace, name)
+
+
+def _remove(metric: Gauge, *labels: str) -> None:
+    with contextlib.suppress(KeyError):  # never published (the first reconcile failed)
+        metric.remove(*labels)
 
 
 def count_request(method: str, resource: str) -> None:

@@ -27,6 +27,21 @@ def service_name(md_name: str) -> str:
     return md_name
 
 
+def monitoring_name(md_name: str) -> str:
+    """Name the PodMonitor and PrometheusRule (the Prometheus job becomes <namespace>/<name>)."""
+    return md_name
+
+
+def dashboard_name(md_name: str) -> str:
+    """Name the dashboard ConfigMap."""
+    return f"{md_name}-dashboard"
+
+
+def feedback_key_name(md_name: str) -> str:
+    """Name the Secret holding the key that signs prediction tokens (one per ModelDeployment)."""
+    return f"{md_name}-feedback-key"
+
+
 def common_labels(md_name: str, component: str) -> dict[str, str]:
     """Labels every child carries (app.kubernetes.io/* recommended labels)."""
     return {

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import datetime
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from modelship import api, metrics, naming, planning, status
+from modelship import api, metrics, monitoring, naming, planning, render, status
 from modelship.kube import ApiError, KubeClient
 from modelship.settings import OperatorSettings
 
@@ -73,7 +75,9 @@ class Reconciler:
     def forget(self, uid: str) -> None:
         """Drop what is cached about a deleted ModelDeployment."""
         self._last.pop(uid, None)
-        self._known.pop(uid, None)
+        known = self._known.pop(uid, None)
+        if known is not None:
+            metrics.forget_model(*known)
         self._serving.pop(uid, None)
         self._locks.pop(uid, None)
         metrics.publish_phases(s.phase or "Unknown" for s in self._last.values())
@@ -84,6 +88,8 @@ class Reconciler:
         One task for the whole operator (rather than a kopf timer per object) keeps memory flat
         in the number of CRs; the objects are those kopf's watch delivered.
         """
+        # Start-up counts as a completed pass: "stuck" is measured from when the operator began.
+        metrics.RESYNC_COMPLETED.set_to_current_time()
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
             for uid, (namespace, name) in list(self._known.items()):
@@ -93,6 +99,7 @@ class Reconciler:
                     await self.reconcile_owner(namespace, name, "resync")
                 except Exception as exc:  # one bad object must not stop the others' resync
                     _LOG.warning(f"resync of {namespace}/{name} failed: {exc}")
+            metrics.RESYNC_COMPLETED.set_to_current_time()
 
     def serving_changed(self, owner_uid: str, deployment: dict[str, Any]) -> bool:
         """Whether a Deployment event carries news for its owner's status."""
@@ -136,6 +143,7 @@ class Reconciler:
 
     async def _reconcile(self, md: api.ModelDeployment) -> api.ModelDeploymentStatus:
         prior = self._last.get(md.uid, md.status)
+        key_secret = await self._ensure_feedback_key(md, prior)
         observed = await self._observe(md)
         plan = planning.plan(md, observed, self.settings)
 
@@ -152,7 +160,9 @@ class Reconciler:
         for job_name in plan.delete_jobs:
             await self.client.delete_job(md.namespace, job_name)
 
-        facts = await self._facts(md, prior, observed, plan, deployment)
+        watched = await self._apply_monitoring(md, prior)
+        facts = await self._facts(md, prior, observed, plan, deployment, watched=watched)
+        facts = dataclasses.replace(facts, feedback_key_secret=key_secret)
         new = status.derive_status(md.spec, md.generation, prior, facts, utcnow())
         if new != prior:
             await self._write_status(md, new)
@@ -161,6 +171,17 @@ class Reconciler:
                 md, type_=event.type, reason=event.reason, message=event.message, now=utcnow()
             )
         self._last[md.uid] = new
+        metrics.publish_model(
+            md.namespace,
+            md.name,
+            new.phase or "Unknown",
+            md.spec.desired_replicas(),
+            new.ready_replicas or 0,
+        )
+        if new.last_decision is not None and new.last_decision != prior.last_decision:
+            metrics.DECISIONS.labels(
+                namespace=md.namespace, name=md.name, action=new.last_decision.action
+            ).inc()
         self._serving[md.uid] = (
             ServingFacts(
                 deployment.generation,
@@ -174,6 +195,52 @@ class Reconciler:
         )
         metrics.publish_phases(s.phase or "Unknown" for s in self._last.values())
         return new
+
+    async def _ensure_feedback_key(
+        self, md: api.ModelDeployment, prior: api.ModelDeploymentStatus
+    ) -> str:
+        """Create the model's token-signing key once; status remembers it was done, so a
+        restarted operator makes no request for it."""
+        name = naming.feedback_key_name(md.name)
+        if prior.feedback_key_secret != name:
+            secret = render.render_feedback_key_secret(md, secrets.token_bytes(32))
+            await self.client.create_secret(secret)  # False: made by an earlier reconcile
+        return name
+
+    async def _apply_monitoring(
+        self, md: api.ModelDeployment, prior: api.ModelDeploymentStatus
+    ) -> monitoring.Outcome:
+        """Apply the wanted monitoring children, remove the unwanted ones.
+
+        A cluster without prometheus-operator's CRDs, or an operator without the RBAC for them,
+        is reported in the Monitoring condition; it never fails the reconcile of a model that
+        serves fine without monitoring.
+        """
+        present: dict[monitoring.Kind, str] = {}
+        not_served: list[monitoring.Kind] = []
+        errors: list[str] = []
+        for child in monitoring.desired(md, self.settings.runbook_url):
+            try:
+                if child.body is None:
+                    if monitoring.recorded(prior, child.kind) == child.name:
+                        await self.client.delete_optional(child.kind, md.namespace, child.name)
+                    continue
+                found = await self.client.get(child.kind, md.namespace, child.name)
+                if found is not None and not _owned_by(found, md.uid):
+                    errors.append(
+                        f"{child.kind} {child.name} exists and is not owned by md/{md.name}"
+                    )
+                    continue
+                if found is None or not planning.contains(found, child.body):
+                    await self.client.apply(child.body)
+                present[child.kind] = child.name
+            except ApiError as exc:
+                if exc.kind_missing:
+                    if child.body is not None:
+                        not_served.append(child.kind)
+                else:
+                    errors.append(f"{child.kind} {child.name}: {exc}")
+        return monitoring.Outcome(present, tuple(not_served), tuple(errors))
 
     async def _report_error(self, md: api.ModelDeployment, exc: Exception) -> None:
         """Show a reconcile that keeps failing in status (Degraded), so it is never silent."""
@@ -204,10 +271,10 @@ class Reconciler:
             _LOG.warning(f"could not report the error of {md.namespace}/{md.name}: {write_error}")
 
     async def _write_status(self, md: api.ModelDeployment, new: api.ModelDeploymentStatus) -> None:
-        payload: dict[str, Any] = new.model_dump(mode="json", by_alias=True, exclude_none=True)
-        # A merge patch keeps absent keys: null out what the new status no longer has.
-        for key in md.status.model_dump(by_alias=True, exclude_none=True):
-            payload.setdefault(key, None)
+        payload = _merge_patch(
+            md.status.model_dump(mode="json", by_alias=True, exclude_none=True),
+            new.model_dump(mode="json", by_alias=True, exclude_none=True),
+        )
         await self.client.patch_status(md.namespace, md.name, payload)
 
     async def _facts(
@@ -217,6 +284,8 @@ class Reconciler:
         observed: planning.Observed,
         plan: planning.Plan,
         deployment: planning.ObservedDeployment | None,
+        *,
+        watched: monitoring.Outcome,
     ) -> status.Facts:
         revision = plan.revision
         job = observed.job(revision)
@@ -250,6 +319,7 @@ class Reconciler:
             ready_replicas=deployment.ready_replicas if deployment is not None else 0,
             selector=naming.selector_string(naming.server_selector(md.name)),
             url=naming.model_url(md.name, md.namespace),
+            monitoring=watched,
         )
 
     async def _read_build_outcome(
@@ -283,6 +353,18 @@ class Reconciler:
             if log_tail is not None:
                 log_tail = log_tail[-4000:]
         return summary, log_tail
+
+
+def _merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch from old to new: a merge patch keeps absent keys, so what the new
+    status no longer has (at any depth of nested objects) is nulled out."""
+    patch: dict[str, Any] = dict(new)
+    for key, was in old.items():
+        if key not in new:
+            patch[key] = None
+        elif isinstance(was, dict) and isinstance(new[key], dict):
+            patch[key] = _merge_patch(was, new[key])
+    return patch
 
 
 def _owned_by(obj: dict[str, Any], uid: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import posixpath
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ _ENV = jinja2.Environment(
 OUTPUT_DIR = "/work/out"
 MODELS_DIR = "/models"
 PVC_ROOT = "/mnt/pvc"
+FEEDBACK_KEY_DIR = "/var/run/modelship/feedback"
+FEEDBACK_KEY_FILE = "key"
 
 
 def _render(template: str, **values: Any) -> dict[str, Any]:
@@ -226,6 +229,10 @@ def render_deployment(
         str(runtime.threads),
         "--graph-optimization",
         md.spec.optimization.graph_optimization,
+        # Signed prediction tokens: a label sent to any pod counts for the revision that made
+        # the prediction (docs/runtime.md, "Accuracy across pods").
+        "--feedback-key-file",
+        f"{FEEDBACK_KEY_DIR}/{FEEDBACK_KEY_FILE}",
     ]
     resources: dict[str, Any] = {}
     if runtime.resources is not None:
@@ -257,7 +264,33 @@ def render_deployment(
         grpc_port=naming.GRPC_PORT,
         resources=resources,
         volumes=fetch.volumes,
+        feedback_key_dir=FEEDBACK_KEY_DIR,
+        feedback_key_volume={
+            "name": "feedback-key",
+            "secret": {
+                "secretName": naming.feedback_key_name(md.name),
+                "items": [{"key": FEEDBACK_KEY_FILE, "path": FEEDBACK_KEY_FILE}],
+                "defaultMode": 0o444,
+            },
+        },
     )
+
+
+def render_feedback_key_secret(md: api.ModelDeployment, key: bytes) -> dict[str, Any]:
+    """The Secret with the key that signs the model's prediction tokens (created once, never
+    rotated by the operator: a new key would invalidate every token clients still hold)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": naming.feedback_key_name(md.name),
+            "namespace": md.namespace,
+            "labels": naming.common_labels(md.name, "feedback"),
+            "ownerReferences": [naming.owner_reference(md)],
+        },
+        "data": {FEEDBACK_KEY_FILE: base64.b64encode(key).decode()},
+    }
 
 
 def render_service(md: api.ModelDeployment) -> dict[str, Any]:
@@ -271,4 +304,16 @@ def render_service(md: api.ModelDeployment) -> dict[str, Any]:
         selector=naming.server_selector(md.name),
         http_port=naming.HTTP_PORT,
         grpc_port=naming.GRPC_PORT,
+    )
+
+
+def render_pod_monitor(md: api.ModelDeployment) -> dict[str, Any]:
+    """Render the PodMonitor that has Prometheus scrape the model's serving pods."""
+    return _render(
+        "podmonitor.yaml.j2",
+        name=naming.monitoring_name(md.name),
+        namespace=md.namespace,
+        labels=naming.common_labels(md.name, "monitoring"),
+        owner=naming.owner_reference(md),
+        selector=naming.server_selector(md.name),
     )

@@ -53,6 +53,12 @@ class OperatorSettings(BaseModel):
         default=64, ge=1, description="Objects kopf processes at once (its worker limit)."
     )
     max_retry_delay_seconds: float = Field(default=300.0, gt=0)
+    runbook_url: str = Field(
+        default="docs/alerts.md",
+        min_length=1,
+        description="Where the alerts' runbook (docs/alerts.md of this release) is hosted; each "
+        "alert's runbook_url is this plus #<alert name in lowercase>.",
+    )
 
     @field_validator("artifact_store")
     @classmethod

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from modelship import api
+from modelship import api, monitoring
 from modelship.planning import BuildState, BuildSummary
 
 NOT_IMPLEMENTED = "NotImplemented"
@@ -28,6 +28,8 @@ class Facts:
     ready_replicas: int
     selector: str
     url: str
+    monitoring: monitoring.Outcome = field(default_factory=monitoring.Outcome)
+    feedback_key_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,14 +67,6 @@ def _unimplemented(spec: api.ModelDeploymentSpec) -> list[tuple[str, str]]:
                 "spec.scaling.targets/maxReplicas are accepted but the built-in autoscaler is not "
                 f"implemented yet: replicas stay at {spec.desired_replicas()} "
                 "(use the scale subresource, e.g. an HPA)",
-            )
-        )
-    if spec.monitoring.pod_monitor or spec.monitoring.rules or spec.monitoring.dashboard:
-        found.append(
-            (
-                "Monitoring",
-                "spec.monitoring is accepted but PodMonitor, PrometheusRule and dashboard "
-                "creation is not implemented yet",
             )
         )
     if spec.runtime.type == "triton":
@@ -222,6 +216,9 @@ def derive_status(
             message if phase == "Failed" else "",
         )
     )
+    watched = monitoring.condition(facts.monitoring)
+    if watched is not None:
+        conditions.append(mk.make("Monitoring", *watched))
     for type_, note in _unimplemented(spec):
         conditions.append(mk.make(type_, "False", NOT_IMPLEMENTED, note))
 
@@ -247,6 +244,8 @@ def derive_status(
         ready_replicas=facts.ready_replicas,
         selector=facts.selector,
         url=facts.url,
+        monitoring=facts.monitoring.status(),
+        feedback_key_secret=facts.feedback_key_secret,
     )
 
 

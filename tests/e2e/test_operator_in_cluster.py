@@ -7,8 +7,6 @@ objects, so the test neither needs nor disturbs an operator someone installed in
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,8 @@ import numpy as np
 import pytest
 from kubernetes import client
 
-from tests.support.cluster import REPO, Cluster, kubectl
+from tests.support import operator_install
+from tests.support.cluster import Cluster
 from tests.support.onnx_models import write_linear_onnx
 from tests.support.waiting import wait_until
 
@@ -28,75 +27,18 @@ MODELS_ROOT = Path("/var/lib/modelship/e2e")
 GROUP, VERSION, PLURAL = "modelship.io", "v1alpha1", "modeldeployments"
 
 
-def _run(*args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(
-        list(args), input=stdin, capture_output=True, text=True, check=False, timeout=120
-    )
-    assert result.returncode == 0, f"{' '.join(args[:4])}…: {result.stderr}"
-    return result.stdout
-
-
-def _install_operator(cluster: Cluster, namespace: str, workdir: Path) -> str:
-    """Renders manifests/ (RBAC + Deployment) into `namespace`; returns the name suffix used."""
-    suffix = f"-{namespace[-6:]}"
-    for name in ("rbac.yaml", "deployment.yaml"):
-        shutil.copy(REPO / "manifests" / name, workdir / name)
-    # Watch only the test namespace, so no other test's ModelDeployments are touched.
-    patch = [
-        {
-            "op": "add",
-            "path": "/spec/template/spec/containers/0/env/-",
-            "value": {"name": "MODELSHIP_NAMESPACES", "value": namespace},
-        }
-    ]
-    (workdir / "kustomization.yaml").write_text(
-        json.dumps(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "namespace": namespace,
-                "nameSuffix": suffix,
-                "resources": ["rbac.yaml", "deployment.yaml"],
-                "patches": [
-                    {
-                        "target": {"kind": "Deployment", "name": "modelship-operator"},
-                        "patch": json.dumps(patch),
-                    }
-                ],
-            }
-        )
-    )
-    base = [kubectl(), "--kubeconfig", cluster.kubeconfig]
-    rendered = _run(*base, "kustomize", str(workdir))
-    _run(*base, "apply", "--server-side", "-f", "-", stdin=rendered)
-    return suffix
-
-
-def _uninstall_cluster_scoped(cluster: Cluster, suffix: str) -> None:
-    base = [kubectl(), "--kubeconfig", cluster.kubeconfig]
-    for kind in ("clusterrolebinding", "clusterrole"):
-        subprocess.run(
-            [*base, "delete", kind, f"modelship-operator{suffix}", "--ignore-not-found"],
-            capture_output=True,
-            check=False,
-            timeout=60,
-        )
-
-
 def test_operator_image_with_manifest_rbac_serves_a_model(
     api_client: client.ApiClient,
     cluster: Cluster,
     namespace: str,
     tmp_path: Path,
 ) -> None:
-    base = [kubectl(), "--kubeconfig", cluster.kubeconfig]
-    _run(*base, "apply", "--server-side", "--force-conflicts", "-k", str(REPO / "crds"))
-    _run(*base, "wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
-    suffix = _install_operator(cluster, namespace, tmp_path)
+    installed = operator_install.install(cluster, namespace, tmp_path)
+    base = installed.base()
     model_path = MODELS_ROOT / namespace / "model.onnx"
     try:
         apps = client.AppsV1Api(api_client)
-        operator = f"modelship-operator{suffix}"
+        operator = installed.deployment
         wait_until(
             lambda: (
                 (
@@ -122,7 +64,7 @@ def test_operator_image_with_manifest_rbac_serves_a_model(
                 "spec": {"model": {"uri": f"file://{model_path}"}, "replicas": 1},
             },
         )
-        _run(
+        operator_install.run(
             *base,
             "-n",
             namespace,
@@ -156,8 +98,8 @@ def test_operator_image_with_manifest_rbac_serves_a_model(
         np.testing.assert_allclose(got, np.asarray(x, dtype=np.float32) @ weights, rtol=1e-5)
 
         # Least privilege held: the operator needed nothing the manifests do not grant.
-        logs = _run(*base, "-n", namespace, "logs", f"deployment/{operator}")
+        logs = installed.logs()
         assert "forbidden" not in logs.lower(), logs[-3000:]
     finally:
-        _uninstall_cluster_scoped(cluster, suffix)
+        installed.uninstall()
         model_path.unlink(missing_ok=True)

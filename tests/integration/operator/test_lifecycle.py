@@ -48,6 +48,10 @@ def test_create_builds_then_deploys_with_owned_children(
         "app.kubernetes.io/component=server,app.kubernetes.io/instance=fraud"
     )
     assert status["url"] == f"http://fraud.{models.namespace}.svc:8080/v2/models/fraud"
+    # The key that signs prediction tokens: made once, owned, recorded so it is never remade.
+    assert status["feedbackKeySecret"] == "fraud-feedback-key"
+    secret = models.core.read_namespaced_secret("fraud-feedback-key", models.namespace)
+    assert _owner_uid(secret) == uid and len(secret.data["key"]) >= 40
     revision = status["revisions"]["current"]["revision"]
     assert job.metadata.name == f"fraud-build-{revision}"
 

@@ -166,4 +166,9 @@ def test_a_full_valid_spec_is_accepted_with_defaults(models: Models) -> None:
     assert spec["model"]["format"] == "onnx"
     assert spec["optimization"]["graphOptimization"] == "all"
     assert spec["runtime"]["batching"] == {"maxBatchSize": 8, "maxDelayMs": 2.0}
-    assert spec["monitoring"] == {"podMonitor": False, "rules": False, "dashboard": False}
+    assert spec["monitoring"] == {
+        "podMonitor": False,
+        "rules": False,
+        "dashboard": False,
+        "slo": {"minLabelledSamples": 100, "window": "5m", "pending": "5m"},
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 from modelship import naming, render
@@ -144,3 +145,35 @@ def test_inputs_in_one_directory_share_one_mount(settings: OperatorSettings) -> 
     ][0]
     paths = [m["mountPath"] for m in container["volumeMounts"]]
     assert paths.count("/m/mlp") == 1 and len(paths) == len(set(paths))
+
+
+def test_pod_monitor_scrapes_every_serving_pod_of_the_model() -> None:
+    md = make_md({"model": {"uri": "s3://m/model.onnx"}, "monitoring": {"podMonitor": True}})
+    pm = render.render_pod_monitor(md)
+    assert (pm["apiVersion"], pm["kind"]) == ("monitoring.coreos.com/v1", "PodMonitor")
+    assert (pm["metadata"]["name"], pm["metadata"]["namespace"]) == ("fraud", "ml")
+    assert pm["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    # Every revision's pods (stable and canary alike), none of another model's.
+    assert pm["spec"]["selector"]["matchLabels"] == naming.server_selector("fraud")
+    assert pm["spec"]["namespaceSelector"] == {"matchNames": ["ml"]}
+    (endpoint,) = pm["spec"]["podMetricsEndpoints"]
+    assert endpoint == {"port": "http", "path": "/metrics", "honorLabels": True}
+
+
+def test_serving_pods_mount_the_token_key_and_the_secret_holds_it(
+    settings: OperatorSettings,
+) -> None:
+    md = make_md()
+    deployment = render.render_deployment(md, md.spec.revision(), settings)
+    pod = deployment["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "feedback-key"]
+    assert (
+        volume["secret"]["secretName"] == naming.feedback_key_name("fraud") == "fraud-feedback-key"
+    )
+    server = pod["containers"][0]
+    key_file = _arg(server["args"], "--feedback-key-file")
+    mount = next(m for m in server["volumeMounts"] if m["name"] == "feedback-key")
+    assert key_file == f"{mount['mountPath']}/key" and mount["readOnly"] is True
+    secret = render.render_feedback_key_secret(md, b"k" * 32)
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert base64.b64decode(secret["data"]["key"]) == b"k" * 32

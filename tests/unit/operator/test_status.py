@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 import pytest
-from modelship import api, status
+from modelship import api, monitoring, status
 from modelship.planning import BuildSummary
 
 from .conftest import make_md
@@ -160,7 +160,7 @@ def test_unimplemented_features_are_reported() -> None:
         }
     )
     new = status.derive_status(md.spec, 1, api.ModelDeploymentStatus(), facts(), T0)
-    for type_ in ("CanaryRollout", "Autoscaling", "Monitoring", "TritonRuntime"):
+    for type_ in ("CanaryRollout", "Autoscaling", "TritonRuntime"):
         assert cond(new, type_).reason == status.NOT_IMPLEMENTED
     plain = status.derive_status(MD.spec, 1, api.ModelDeploymentStatus(), facts(), T0)
     assert all(c.reason != status.NOT_IMPLEMENTED for c in plain.conditions)
@@ -179,3 +179,40 @@ def test_events_follow_transitions() -> None:
         ("Warning", "Failed"),
         ("Warning", "BuildFailed"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [
+        (monitoring.Outcome(), None),
+        (
+            monitoring.Outcome(present={"PodMonitor": "fraud", "PrometheusRule": "fraud"}),
+            ("True", "Applied", "PodMonitor fraud, PrometheusRule fraud"),
+        ),
+        (
+            monitoring.Outcome(
+                present={"ConfigMap": "fraud-dashboard"}, kinds_not_served=("PodMonitor",)
+            ),
+            ("False", "CRDsMissing", "PodMonitor (monitoring.coreos.com/v1) not served"),
+        ),
+        (
+            monitoring.Outcome(errors=("PodMonitor fraud: HTTP 403",)),
+            ("False", "ApplyFailed", "PodMonitor fraud: HTTP 403"),
+        ),
+    ],
+    ids=["nothing-wanted", "applied", "crds-missing", "forbidden"],
+)
+def test_monitoring_condition(
+    outcome: monitoring.Outcome, expected: tuple[str, str, str] | None
+) -> None:
+    new = status.derive_status(
+        MD.spec, 1, api.ModelDeploymentStatus(), facts(monitoring=outcome), T0
+    )
+    found = next((c for c in new.conditions if c.type == "Monitoring"), None)
+    if expected is None:
+        assert found is None and new.monitoring is None
+        return
+    assert found is not None
+    assert (found.status, found.reason) == expected[:2]
+    assert expected[2] in found.message
+    assert (new.monitoring is not None) == bool(outcome.present)

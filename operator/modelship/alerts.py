@@ -1,0 +1,101 @@
+"""The PrometheusRule of a ModelDeployment: its SLO and lifecycle alerts, thresholds from spec."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from modelship import api, naming
+from modelship.render import _render
+
+# Where each alert's runbook lives (one section per alert, anchor = alert name in lowercase):
+# the release's docs/alerts.md unless the operator is told where a team hosts it.
+RUNBOOK_URL = "docs/alerts.md"
+
+DEFAULT_P99_LATENCY_MS = 250.0
+DEFAULT_MAX_ERROR_RATIO = 0.01
+ACCURACY_WINDOW_FACTOR = 6
+
+# rate() needs two samples inside its window: below 10s no scrape interval fits. The window
+# should hold four scrapes (slo.window's description says so); 5m by default.
+MIN_WINDOW_MS = 10_000
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What the model's alerts hold it to, resolved from spec.monitoring.slo and its defaults."""
+
+    p99_latency_ms: float
+    max_error_ratio: float
+    min_accuracy: float | None  # None: no accuracy alert
+    min_labelled_samples: int
+    window: str  # Prometheus durations from here on
+    accuracy_window: str
+    slo_for: str
+
+
+def duration_ms(text: str) -> int:
+    """Milliseconds of a spec duration (api.DURATION_PATTERN: 30s, 1.5m, 1h30m, 250ms)."""
+    if not re.fullmatch(api.DURATION_PATTERN, text):
+        raise ValueError(f"not a duration: {text!r}")
+    total = sum(float(n) * _UNIT_MS[unit] for n, unit in _DURATION_PART.findall(text))
+    return round(total)
+
+
+def prometheus_duration(ms: int) -> str:
+    """A Prometheus duration for a number of milliseconds: integers only, largest units first."""
+    if ms <= 0:
+        return "0s"
+    parts = []
+    for unit in ("h", "m", "s", "ms"):
+        count, ms = divmod(ms, _UNIT_MS[unit])
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def resolve_thresholds(spec: api.ModelDeploymentSpec) -> Thresholds:
+    """Resolve the alert thresholds: the SLO's own, else the rollout analysis', else defaults."""
+    slo = spec.monitoring.slo
+    analysis = spec.rollout.analysis or api.Analysis()
+    p99 = _first(slo.p99_latency_ms, analysis.max_p99_latency_ms, DEFAULT_P99_LATENCY_MS)
+    errors = _first(slo.max_error_ratio, analysis.max_error_rate, DEFAULT_MAX_ERROR_RATIO)
+    window = max(duration_ms(slo.window), MIN_WINDOW_MS)
+    return Thresholds(
+        p99_latency_ms=p99,
+        max_error_ratio=errors,
+        min_accuracy=slo.min_accuracy if slo.min_accuracy is not None else analysis.min_accuracy,
+        min_labelled_samples=slo.min_labelled_samples,
+        window=prometheus_duration(window),
+        accuracy_window=prometheus_duration(window * ACCURACY_WINDOW_FACTOR),
+        # A burst stays visible for its length plus the window: one shorter than `pending`
+        # never fires, whatever the window (docs/alerts.md, "Timing").
+        slo_for=prometheus_duration(window + duration_ms(slo.pending)),
+    )
+
+
+def _first(*values: float | None) -> float:
+    # A ratio of 0 is a real threshold ("no errors at all"), so `or` would be wrong here.
+    return next(v for v in values if v is not None)
+
+
+def render_prometheus_rule(
+    md: api.ModelDeployment, runbook_url: str = RUNBOOK_URL
+) -> dict[str, Any]:
+    """Render the model's PrometheusRule: every expression selects this model and no other."""
+    thresholds = resolve_thresholds(md.spec)
+    return _render(
+        "prometheusrule.yaml.j2",
+        name=naming.monitoring_name(md.name),
+        namespace=md.namespace,
+        model=md.name,
+        labels=naming.common_labels(md.name, "monitoring"),
+        owner=naming.owner_reference(md),
+        group=f"modelship.model.{md.namespace}.{md.name}",
+        runbook=runbook_url,
+        t=thresholds,
+    )
