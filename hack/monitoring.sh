@@ -65,7 +65,13 @@ apply_monitoring_crds() {
   local files=()
   for n in "${MONITORING_CRDS[@]}"; do files+=(-f "$PROM_OPERATOR_BIN/crds/monitoring.coreos.com_$n.yaml"); done
   kubectl_admin apply --server-side --force-conflicts --field-manager modelship-cluster "${files[@]}" >/dev/null
-  kubectl_admin wait --for condition=Established --timeout 60s "${names[@]/#/crd/}" >/dev/null
+  # A CRD created a moment ago has no status.conditions yet, and `kubectl wait` then fails at
+  # once ("accessor error") instead of waiting: retry it until the deadline.
+  local deadline=$((SECONDS + 60))
+  until kubectl_admin wait --for condition=Established --timeout 20s "${names[@]/#/crd/}" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "prometheus-operator CRDs not Established after 60s"
+    sleep 1
+  done
 }
 
 # What prometheus-operator does for one Prometheus: StatefulSet, its config Secrets and rule
