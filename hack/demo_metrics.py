@@ -45,6 +45,15 @@ def main() -> int:
     if not prometheus:
         print(f"no PROMETHEUS_URL in {args.endpoints}: the metrics plane is not running")
         return 0
+    selector = f'namespace="{args.namespace}", model="{args.model}"'
+    # A rate needs a scrape before the traffic and one after: wait until Prometheus scrapes the
+    # pod (the PodMonitor is new, its config takes a reload), then send.
+    deadline = time.monotonic() + DEADLINE_S
+    while not _query(prometheus, f"modelship_ready{{{selector}}}"):
+        if time.monotonic() > deadline:
+            print(f"Prometheus has not scraped {args.namespace}/{args.model} yet: no figures")
+            return 0
+        time.sleep(2)  # a poll interval of a CLI, not a test wait
     body = json.dumps(
         {
             "inputs": [
@@ -61,7 +70,6 @@ def main() -> int:
             response.read()
     print(f"sent {REQUESTS} inferences to {url}")
 
-    selector = f'namespace="{args.namespace}", model="{args.model}"'
     queries = {
         "requests per second": "sum by (revision) "
         f"(rate(modelship_requests_total{{{selector}}}[1m]))",
