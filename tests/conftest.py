@@ -43,8 +43,14 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[cluster_support.Cluster]
 
 def _report(request: pytest.FixtureRequest, line: str) -> None:
     # Straight to the terminal: what the suite did to a cluster it found must be visible.
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capture is None:
+        reporter.write_line(f"[cluster] {line}")
+        return
+    with capture.global_and_fixture_disabled():
         reporter.write_line(f"[cluster] {line}")
 
 
