@@ -6,8 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from modelship import api, naming
-from modelship.render import _render
+from modelship import api, naming, render
 
 # Where each alert's runbook lives (one section per alert, anchor = alert name in lowercase):
 # the release's docs/alerts.md unless the operator is told where a team hosts it.
@@ -88,7 +87,7 @@ def render_prometheus_rule(
 ) -> dict[str, Any]:
     """Render the model's PrometheusRule: every expression selects this model and no other."""
     thresholds = resolve_thresholds(md.spec)
-    return _render(
+    return render.render_template(
         "prometheusrule.yaml.j2",
         name=naming.monitoring_name(md.name),
         namespace=md.namespace,

@@ -28,6 +28,11 @@ FEEDBACK_KEY_DIR = "/var/run/modelship/feedback"
 FEEDBACK_KEY_FILE = "key"
 
 
+def render_template(template: str, **values: Any) -> dict[str, Any]:
+    """Render one child from templates/ (for the modules that own other children)."""
+    return _render(template, **values)
+
+
 def _render(template: str, **values: Any) -> dict[str, Any]:
     text = _ENV.get_template(template).render(**values)
     obj = yaml.safe_load(text)
@@ -279,18 +284,14 @@ def render_deployment(
 def render_feedback_key_secret(md: api.ModelDeployment, key: bytes) -> dict[str, Any]:
     """The Secret with the key that signs the model's prediction tokens (created once, never
     rotated by the operator: a new key would invalidate every token clients still hold)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": naming.feedback_key_name(md.name),
-            "namespace": md.namespace,
-            "labels": naming.common_labels(md.name, "feedback"),
-            "ownerReferences": [naming.owner_reference(md)],
-        },
-        "data": {FEEDBACK_KEY_FILE: base64.b64encode(key).decode()},
-    }
+    return _render(
+        "feedback-key-secret.yaml.j2",
+        name=naming.feedback_key_name(md.name),
+        namespace=md.namespace,
+        labels=naming.common_labels(md.name, "feedback"),
+        owner=naming.owner_reference(md),
+        data={FEEDBACK_KEY_FILE: base64.b64encode(key).decode()},
+    )
 
 
 def render_service(md: api.ModelDeployment) -> dict[str, Any]:
