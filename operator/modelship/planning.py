@@ -162,8 +162,9 @@ def contains(actual: Any, desired: Any) -> bool:
     is never re-applied; quantities written as integers match their canonical string form.
     """
     if isinstance(desired, dict):
+        # The apiserver drops empty lists and maps (`envFrom: []`): absent is what they read as.
         return isinstance(actual, dict) and all(
-            k in actual and contains(actual[k], v) for k, v in desired.items()
+            contains(actual[k], v) if k in actual else v in ([], {}) for k, v in desired.items()
         )
     if isinstance(desired, list):
         return (

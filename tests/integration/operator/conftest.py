@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,6 +273,27 @@ class OperatorProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
+
+    def metric(self, name: str, labels: str = "") -> float:
+        """Sum of the samples of `name` on its /metrics whose labels contain `labels`."""
+        _, text = http_get(f"http://127.0.0.1:{self.env['MODELSHIP_METRICS_PORT']}/metrics")
+        total = 0.0
+        for match in re.finditer(rf"^{name}\{{([^}}]*)\}} (\S+)$", text, re.MULTILINE):
+            if labels in match.group(1):
+                total += float(match.group(2))
+        return total
+
+    def api_writes(self) -> float:
+        """API requests that change state (anything but GET) since the process started."""
+        return sum(
+            self.metric("modelship_api_requests_total", f'method="{method}"')
+            for method in ("POST", "PATCH", "PUT", "DELETE")
+        )
+
+
+def http_get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return int(response.status), response.read().decode()
 
 
 @pytest.fixture

@@ -89,6 +89,20 @@ def test_model_is_built_served_and_answers_through_its_service(
         got = np.asarray(output["data"], dtype=np.float32).reshape(1, 3)
         np.testing.assert_allclose(got, np.asarray(x, dtype=np.float32) @ weights, rtol=1e-5)
         print(f"inference through {url}: {got.tolist()}")
+
+        # A serving model whose spec and children did not change costs no write: two periodic
+        # resyncs (MODELSHIP_RESYNC_SECONDS) re-reconcile it and must find nothing to apply.
+        writes = operator.api_writes()
+        resyncs = operator.metric("modelship_reconcile_duration_seconds_count", 'trigger="resync"')
+        wait_until(
+            lambda: (
+                operator.metric("modelship_reconcile_duration_seconds_count", 'trigger="resync"')
+                >= resyncs + 2
+            ),
+            timeout=90,
+            what="two resyncs of the serving model",
+        )
+        assert operator.api_writes() == writes, operator.metric("modelship_api_requests_total")
     finally:
         operator.stop()
         model_path.unlink(missing_ok=True)

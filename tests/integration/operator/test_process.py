@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import re
-import urllib.request
 from typing import Any
 
 import pytest
 
 from tests.support.waiting import wait_until
 
-from .conftest import Models, OperatorProcess
+from .conftest import Models, OperatorProcess, http_get
 
 pytestmark = pytest.mark.integration
 
 SPEC: dict[str, Any] = {"model": {"uri": "s3://models/fraud/v1/model.onnx"}}
-
-
-def _get(url: str) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return int(response.status), response.read().decode()
-
-
-def _metric(proc: OperatorProcess, name: str, labels: str = "") -> float:
-    _, text = _get(f"http://127.0.0.1:{proc.env['MODELSHIP_METRICS_PORT']}/metrics")
-    total = 0.0
-    for match in re.finditer(rf"^{name}\{{([^}}]*)\}} (\S+)$", text, re.MULTILINE):
-        if labels in match.group(1):
-            total += float(match.group(2))
-    return total
 
 
 def test_process_reconciles_and_serves_health_and_metrics(
@@ -38,20 +22,20 @@ def test_process_reconciles_and_serves_health_and_metrics(
     models.wait_jobs("fraud", 1)
     models.wait_phase("fraud", "Building")
     health = f"http://127.0.0.1:{operator_process.env['MODELSHIP_HEALTH_PORT']}/healthz"
-    status, _ = wait_until(lambda: _get(health), timeout=15, what="the liveness endpoint")
+    status, _ = wait_until(lambda: http_get(health), timeout=15, what="the liveness endpoint")
     assert status == 200
     # Each figure is published after the status write the phase wait saw: wait on the figure.
     wait_until(
-        lambda: _metric(operator_process, "modelship_reconcile_duration_seconds_count") >= 1,
+        lambda: operator_process.metric("modelship_reconcile_duration_seconds_count") >= 1,
         timeout=15,
         what="a reconcile counted in modelship_reconcile_duration_seconds",
     )
     wait_until(
-        lambda: _metric(operator_process, "modelship_model_deployments", 'phase="Building"') == 1,
+        lambda: operator_process.metric("modelship_model_deployments", 'phase="Building"') == 1,
         timeout=15,
         what='modelship_model_deployments{phase="Building"} == 1',
     )
-    assert _metric(operator_process, "modelship_builds_total", 'outcome="started"') == 1
+    assert operator_process.metric("modelship_builds_total", 'outcome="started"') == 1
 
 
 def test_operator_killed_mid_build_resumes_without_a_duplicate_job(
@@ -64,13 +48,13 @@ def test_operator_killed_mid_build_resumes_without_a_duplicate_job(
 
     operator_process.start()
     wait_until(
-        lambda: _metric(operator_process, "modelship_reconcile_duration_seconds_count", "resume"),
+        lambda: operator_process.metric("modelship_reconcile_duration_seconds_count", "resume"),
         timeout=30,
         what="the restarted operator resuming md/fraud",
     )
     (again,) = models.jobs("fraud")
     assert again.metadata.uid == job.metadata.uid
-    assert _metric(operator_process, "modelship_builds_total", 'outcome="started"') == 0
+    assert operator_process.metric("modelship_builds_total", 'outcome="started"') == 0
 
     # The restarted operator carries the revision on: the build finishes, it deploys.
     models.finish_job(job.metadata.name, succeeded=True)

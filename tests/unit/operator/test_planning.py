@@ -150,6 +150,9 @@ def test_superseded_running_builds_are_deleted_and_history_is_bounded() -> None:
         ({"l": [1, 2]}, {"l": [1]}, False),
         ({"cpu": "1"}, {"cpu": 1}, True),
         ({"flag": 1}, {"flag": True}, False),
+        # The apiserver returns no `envFrom` for `envFrom: []` (nor an empty map).
+        ({"name": "x"}, {"name": "x", "envFrom": [], "labels": {}}, True),
+        ({"name": "x"}, {"name": "x", "envFrom": [{"secretRef": {}}]}, False),
     ],
 )
 def test_contains(actual: Any, desired: Any, expected: bool) -> None:
