@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import pytest
 from modelship.analysis import statistics
 from modelship.analysis.statistics import Histogram
 
-
-@pytest.fixture(autouse=True)
-def _no_warnings() -> None:
-    # A RuntimeWarning from scipy (a degenerate table, a failed optimisation) is a bug here.
-    warnings.simplefilter("error")
+# A RuntimeWarning from scipy (a degenerate table, a failed optimisation) is a bug here. Scoped
+# to these tests and that category: a global filter would also turn a socket another test left
+# to the garbage collector into this test's failure.
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
 
 # Newcombe, "Two-sided confidence intervals for the single proportion: comparison of seven
