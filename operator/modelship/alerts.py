@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from modelship import api, naming, render
+from modelship.durations import duration_ms, prometheus_duration
 
 # Where each alert's runbook lives (one section per alert, anchor = alert name in lowercase):
 # the release's docs/alerts.md unless the operator is told where a team hosts it.
@@ -20,9 +20,6 @@ ACCURACY_WINDOW_FACTOR = 6
 # should hold four scrapes (slo.window's description says so); 5m by default.
 MIN_WINDOW_MS = 10_000
 
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
-
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -35,26 +32,6 @@ class Thresholds:
     window: str  # Prometheus durations from here on
     accuracy_window: str
     slo_for: str
-
-
-def duration_ms(text: str) -> int:
-    """Milliseconds of a spec duration (api.DURATION_PATTERN: 30s, 1.5m, 1h30m, 250ms)."""
-    if not re.fullmatch(api.DURATION_PATTERN, text):
-        raise ValueError(f"not a duration: {text!r}")
-    total = sum(float(n) * _UNIT_MS[unit] for n, unit in _DURATION_PART.findall(text))
-    return round(total)
-
-
-def prometheus_duration(ms: int) -> str:
-    """A Prometheus duration for a number of milliseconds: integers only, largest units first."""
-    if ms <= 0:
-        return "0s"
-    parts = []
-    for unit in ("h", "m", "s", "ms"):
-        count, ms = divmod(ms, _UNIT_MS[unit])
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
 
 
 def resolve_thresholds(spec: api.ModelDeploymentSpec) -> Thresholds:

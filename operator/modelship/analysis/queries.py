@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modelship import api
+from modelship.durations import PROMETHEUS_DURATION
 
-# Prometheus' own duration syntax (integers only, unlike the spec's DURATION_PATTERN).
-PROMETHEUS_DURATION = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
 # Revisions are digests today (api.ModelDeploymentSpec.revision); anything a label value can
 # carry safely, unquoted, is accepted so a user query can interpolate them verbatim.
 REVISION_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?$"

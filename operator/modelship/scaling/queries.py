@@ -13,6 +13,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from modelship import durations
+
 # Knative's stable window: long enough to smooth per-scrape noise, short enough to follow a
 # ramp within a minute.
 MIN_STABLE_WINDOW_SECONDS = 60
@@ -113,14 +115,7 @@ def build_queries(namespace: str, name: str, revisions: Iterable[str], windows: 
 
 def prometheus_duration(seconds: int) -> str:
     """A Prometheus duration, largest units first: 90 -> 1m30s."""
-    if seconds <= 0:
-        return "0s"
-    parts = []
-    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
+    return durations.prometheus_duration(seconds * 1000)
 
 
 def _selector(namespace: str, name: str, revisions: Iterable[str]) -> str:
