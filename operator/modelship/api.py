@@ -548,6 +548,17 @@ class RevisionRef(Model):
     artifact: str | None = Field(default=None, description="URI of the published build.")
 
 
+class RetiredRevision(Model):
+    """A replaced revision: out of traffic, drained, then kept scaled to zero for going back."""
+
+    revision: str = Field(description="The replaced revision.")
+    deployment: str = Field(description="Its Deployment (scaled to zero once drained).")
+    since: str = Field(
+        description="When the model's Service stopped selecting it (RFC 3339).",
+        json_schema_extra={"format": "date-time"},
+    )
+
+
 class Revisions(Model):
     """The revisions the operator knows about."""
 
@@ -555,7 +566,12 @@ class Revisions(Model):
         default=None, description="Revision of the current spec (being built or served)."
     )
     stable: RevisionRef | None = Field(
-        default=None, description="Revision that last became fully Ready."
+        default=None, description="Revision the model's Service sends traffic to."
+    )
+    retired: list[RetiredRevision] = Field(
+        default_factory=list,
+        description="Replaced revisions still kept (newest first): draining, then at zero "
+        "replicas so that going back to one needs no rebuild.",
     )
 
 

@@ -184,8 +184,11 @@ class KubeClient:
     @_uses("monitoring.coreos.com", "podmonitors", "delete")
     @_uses("monitoring.coreos.com", "prometheusrules", "delete")
     @_uses("", "configmaps", "delete")
+    @_uses("apps", "deployments", "delete")
+    @_uses("", "services", "delete")
     async def delete_optional(self, kind: str, namespace: str, name: str) -> None:
-        """Delete a monitoring child; absent (or its kind no longer served) is fine."""
+        """Delete a child (a monitoring child switched off, a revision no longer kept); absent
+        (or its kind no longer served) is fine."""
         try:
             await self._request("DELETE", _object_path(kind, namespace, name))
         except ApiError as exc:
@@ -240,8 +243,13 @@ class KubeClient:
 
     @_uses("batch", "jobs", "list")
     @_uses("", "pods", "list")
+    @_uses("apps", "deployments", "list")
+    @_uses("", "services", "list")
     async def list_objects(
-        self, kind: Literal["Job", "Pod"], namespace: str, selector: Mapping[str, str]
+        self,
+        kind: Literal["Job", "Pod", "Deployment", "Service"],
+        namespace: str,
+        selector: Mapping[str, str],
     ) -> list[dict[str, Any]]:
         """List objects of a kind matching a label selector."""
         label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
@@ -249,6 +257,11 @@ class KubeClient:
             "GET", _object_path(kind, namespace), params={"labelSelector": label_selector}
         )
         items: list[dict[str, Any]] = result.get("items", [])
+        # A list's items carry no kind/apiVersion (the list does): restore them, so an item
+        # compares with a rendered child exactly as a GET of it would.
+        for item in items:
+            item.setdefault("apiVersion", result.get("apiVersion", ""))
+            item.setdefault("kind", kind)
         return items
 
     @_uses("batch", "jobs", "delete")

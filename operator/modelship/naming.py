@@ -1,6 +1,10 @@
-"""Deterministic names, labels and addresses of a ModelDeployment's children."""
+"""Deterministic names, labels and addresses of a ModelDeployment's children, and the identity
+of one revision (computed once, handed to every builder of its children)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
 
 from modelship import api
 
@@ -8,6 +12,9 @@ MANAGED_BY = "modelship-operator"
 PART_OF = "modelship"
 REVISION_LABEL = "modelship.io/revision"
 REVISION_ANNOTATION = "modelship.io/revision"
+# Names the Deployment a serving pod belongs to: pods of the single-Deployment layout carry the
+# revision label too, and a Service selecting a revision must not reach them while they drain.
+DEPLOYMENT_LABEL = "modelship.io/deployment"
 HTTP_PORT = 8080
 GRPC_PORT = 8081
 
@@ -17,13 +24,19 @@ def build_job_name(md_name: str, revision: str) -> str:
     return f"{md_name}-build-{revision}"
 
 
-def deployment_name(md_name: str) -> str:
-    """Name the serving Deployment (one per ModelDeployment; revisions roll through it)."""
+def legacy_deployment_name(md_name: str) -> str:
+    """Name of the single serving Deployment of operators before per-revision Deployments
+    (read only to migrate it away)."""
     return md_name
 
 
+def revision_name(md_name: str, revision: str) -> str:
+    """Name a revision's Deployment and Service (at most 45 + 1 + 10 = 56 characters)."""
+    return f"{md_name}-{revision}"
+
+
 def service_name(md_name: str) -> str:
-    """Name the model's Service."""
+    """Name the model's Service: the entry point users call, selecting the stable revision."""
     return md_name
 
 
@@ -83,3 +96,42 @@ def owner_reference(md: api.ModelDeployment) -> dict[str, object]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+@dataclass(frozen=True)
+class RevisionIdentity:
+    """Names, labels, selector and owner of one revision's serving children."""
+
+    md_name: str
+    namespace: str
+    revision: str
+    owner: dict[str, object] = field(compare=False)
+
+    @classmethod
+    def of(cls, md: api.ModelDeployment, revision: str) -> RevisionIdentity:
+        """The identity of a revision of a ModelDeployment."""
+        return cls(md.name, md.namespace, revision, owner_reference(md))
+
+    @property
+    def name(self) -> str:
+        """The revision's Deployment and Service."""
+        return revision_name(self.md_name, self.revision)
+
+    @property
+    def selector(self) -> dict[str, str]:
+        """Selects this revision's pods only."""
+        return {
+            **server_selector(self.md_name),
+            REVISION_LABEL: self.revision,
+            DEPLOYMENT_LABEL: self.name,
+        }
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Labels of the revision's Deployment, Service and pods."""
+        return {**common_labels(self.md_name, "server"), **self.selector}
+
+
+def owned_by(obj: dict[str, Any], uid: str) -> bool:
+    """Whether a child names the object of `uid` among its owners."""
+    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])

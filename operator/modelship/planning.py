@@ -1,127 +1,29 @@
-"""Pure planning: (spec, observed children) -> the children to apply, scale and delete."""
+"""Pure planning: (spec, observed children, prior status, now) -> every child to create, apply,
+scale and delete: the build Job, the serving children of each revision, the monitoring children
+and the feedback-key Secret, through this one path."""
 
 from __future__ import annotations
 
-import json
+import datetime
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from modelship import api, naming, render
+from modelship import api, monitoring, naming, render
+from modelship.builds import ObservedJob, stale_jobs
+from modelship.drift import contains
+from modelship.revisions import RevisionPlan, Serving, plan_revisions
 from modelship.settings import OperatorSettings
 
-BuildState = Literal["Running", "Succeeded", "Failed"]
-
 
 @dataclass(frozen=True)
-class BuildSummary:
-    """The build's own report, read back from its pod's termination message."""
+class ObservedChild:
+    """A monitoring child as read: its body (None when absent), or its kind not served at all
+    (prometheus-operator's CRDs not installed)."""
 
-    ok: bool
-    selected: str | None = None
-    source_sha256: str | None = None
-    variants: tuple[api.BuildVariant, ...] = ()
-    error: str | None = None
-
-    @property
-    def digest(self) -> str | None:
-        """sha256 of the selected variant."""
-        for variant in self.variants:
-            if variant.selected or variant.name == self.selected:
-                return variant.sha256
-        return None
-
-
-def parse_summary(text: str | None) -> BuildSummary | None:
-    """Parse a --summary-file JSON; None when absent or not a summary (e.g. a log tail)."""
-    if not text:
-        return None
-    try:
-        raw = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(raw, dict) or "ok" not in raw:
-        return None
-    variants: list[api.BuildVariant] = []
-    for item in raw.get("variants") or []:
-        if isinstance(item, dict) and "name" in item:
-            fields = ("name", "sha256", "accuracy", "p50Ms", "p99Ms")
-            known = {k: item[k] for k in fields if k in item}
-            variants.append(api.BuildVariant(**known, selected=bool(item.get("selected"))))
-    return BuildSummary(
-        ok=bool(raw["ok"]),
-        selected=raw.get("selected"),
-        source_sha256=raw.get("sourceSha256"),
-        variants=tuple(variants),
-        error=raw.get("error"),
-    )
-
-
-@dataclass(frozen=True)
-class ObservedJob:
-    """A build Job as read from the cluster."""
-
+    kind: monitoring.Kind
     name: str
-    revision: str
-    state: BuildState
-    created: str
-    message: str = ""
-
-    @classmethod
-    def from_body(cls, body: dict[str, Any]) -> ObservedJob:
-        """Read the facts planning needs from a Job object."""
-        meta = body.get("metadata", {})
-        state: BuildState = "Running"
-        message = ""
-        for cond in (body.get("status") or {}).get("conditions") or []:
-            if cond.get("status") != "True":
-                continue
-            if cond.get("type") == "Complete":
-                state = "Succeeded"
-            elif cond.get("type") == "Failed":
-                state = "Failed"
-                message = f"{cond.get('reason', 'Failed')}: {cond.get('message', '')}".strip(": ")
-        return cls(
-            name=meta.get("name", ""),
-            revision=(meta.get("labels") or {}).get(naming.REVISION_LABEL, ""),
-            state=state,
-            created=meta.get("creationTimestamp", ""),
-            message=message,
-        )
-
-
-@dataclass(frozen=True)
-class ObservedDeployment:
-    """The serving Deployment as read from the cluster (or as returned by an apply)."""
-
-    body: dict[str, Any]
-    generation: int
-    revision: str | None
-    spec_replicas: int
-    replicas: int
-    ready_replicas: int
-    rolled_out: bool
-
-    @classmethod
-    def from_body(cls, body: dict[str, Any]) -> ObservedDeployment:
-        """Read the rollout facts from a Deployment object."""
-        meta, spec = body.get("metadata", {}), body.get("spec", {})
-        status = body.get("status") or {}
-        template_meta = (spec.get("template") or {}).get("metadata") or {}
-        revision = (template_meta.get("annotations") or {}).get(naming.REVISION_ANNOTATION)
-        wanted = int(spec.get("replicas", 1))
-        current = status.get("observedGeneration", 0) >= meta.get("generation", 1)
-        updated = int(status.get("updatedReplicas", 0))
-        total = int(status.get("replicas", 0))
-        ready = int(status.get("readyReplicas", 0))
-        return cls(
-            body=body,
-            generation=int(meta.get("generation", 0)),
-            revision=revision,
-            spec_replicas=wanted,
-            replicas=total,
-            ready_replicas=ready,
-            rolled_out=current and updated == wanted and total == wanted and ready >= wanted,
-        )
+    body: dict[str, Any] | None = None
+    served: bool = True
 
 
 @dataclass(frozen=True)
@@ -129,12 +31,24 @@ class Observed:
     """Everything planning needs to know about a ModelDeployment's children."""
 
     jobs: tuple[ObservedJob, ...] = ()
-    deployment: ObservedDeployment | None = None
-    service: dict[str, Any] | None = None
+    serving: Serving = field(default_factory=Serving)
+    monitoring: tuple[ObservedChild, ...] = ()
 
     def job(self, revision: str) -> ObservedJob | None:
         """The build Job of a revision, if any."""
         return next((j for j in self.jobs if j.revision == revision), None)
+
+
+@dataclass(frozen=True)
+class MonitoringPlan:
+    """Monitoring children to apply and delete, and the outcome if every request succeeds.
+
+    They are best effort: a model serves without them, so a failed request only changes the
+    outcome (the Monitoring condition), never the reconcile's."""
+
+    apply: tuple[dict[str, Any], ...] = ()
+    delete: tuple[tuple[monitoring.Kind, str], ...] = ()
+    expected: monitoring.Outcome = field(default_factory=monitoring.Outcome)
 
 
 @dataclass(frozen=True)
@@ -143,92 +57,114 @@ class Plan:
 
     revision: str
     apply: tuple[dict[str, Any], ...] = ()
-    scale_to: int | None = None
+    # Created once, never read or patched (the feedback-key Secret).
+    create: tuple[dict[str, Any], ...] = ()
     delete_jobs: tuple[str, ...] = ()
-    serving_revision: str | None = None
     build_created: bool = False
-    notes: tuple[str, ...] = field(default=())
+    revisions: RevisionPlan = field(default_factory=RevisionPlan)
+    monitoring: MonitoringPlan = field(default_factory=MonitoringPlan)
 
     @property
     def writes(self) -> int:
         """Number of API writes the plan needs."""
-        return len(self.apply) + len(self.delete_jobs) + (self.scale_to is not None)
-
-
-def contains(actual: Any, desired: Any) -> bool:
-    """Whether every field of desired is present with the same value in actual.
-
-    Fields the apiserver defaults (and other managers own) are ignored, so an unchanged child
-    is never re-applied; quantities written as integers match their canonical string form.
-    """
-    if isinstance(desired, dict):
-        # The apiserver drops empty lists and maps (`envFrom: []`): absent is what they read as.
-        return isinstance(actual, dict) and all(
-            contains(actual[k], v) if k in actual else v in ([], {}) for k, v in desired.items()
-        )
-    if isinstance(desired, list):
+        rev, mon = self.revisions, self.monitoring
         return (
-            isinstance(actual, list)
-            and len(actual) == len(desired)
-            and all(contains(a, d) for a, d in zip(actual, desired, strict=True))
+            len(self.apply)
+            + len(self.create)
+            + len(self.delete_jobs)
+            + len(rev.apply)
+            + len(rev.scale)
+            + len(rev.delete)
+            + len(mon.apply)
+            + len(mon.delete)
         )
-    if isinstance(desired, bool) or isinstance(actual, bool):
-        return type(actual) is type(desired) and actual == desired
-    if isinstance(desired, int | float) and isinstance(actual, str):
-        return str(desired) == actual
-    return bool(actual == desired)
 
 
-def plan(md: api.ModelDeployment, observed: Observed, settings: OperatorSettings) -> Plan:
-    """Decide the children of a ModelDeployment from its spec and what exists."""
+def plan(
+    md: api.ModelDeployment,
+    observed: Observed,
+    settings: OperatorSettings,
+    prior: api.ModelDeploymentStatus,
+    now: datetime.datetime,
+    *,
+    new_key: bytes = b"",
+) -> Plan:
+    """Decide the children of a ModelDeployment from its spec, what exists and what its status
+    remembers (retired revisions, children made before). `new_key` signs prediction tokens if
+    the model has no key Secret yet."""
     revision = md.spec.revision()
     job = observed.job(revision)
+    # A revision that has a Deployment was built and served before: going back needs no build.
+    built = observed.serving.built(revision) or (job is not None and job.state == "Succeeded")
     apply: list[dict[str, Any]] = []
     build_created = False
-    if job is None:
+    if job is None and not built:
         # A Job's pod template is immutable: it is created once per revision, never patched.
         apply.append(render.render_build_job(md, revision, settings))
         build_created = True
+    create: list[dict[str, Any]] = []
+    if prior.feedback_key_secret != naming.feedback_key_name(md.name):
+        # Status remembers it was made, so a restarted operator makes no request for it.
+        create.append(render.render_feedback_key_secret(md, new_key))
 
-    deployment = observed.deployment
-    scale_to: int | None = None
-    serving: str | None = deployment.revision if deployment is not None else None
-    if job is not None and job.state == "Succeeded":
-        desired = render.render_deployment(md, revision, settings)
-        if deployment is None or not contains(deployment.body, desired):
-            apply.append(desired)
-        serving = revision
-    elif deployment is not None and deployment.spec_replicas != md.spec.desired_replicas():
-        # The old revision keeps serving until the new one is built; only its size follows spec.
-        scale_to = md.spec.desired_replicas()
-
-    if serving is not None:
-        service = render.render_service(md)
-        if observed.service is None or not contains(observed.service, service):
-            apply.append(service)
-
+    revisions = plan_revisions(
+        md,
+        observed.serving,
+        built=built,
+        retired_before=prior.revisions.retired if prior.revisions else (),
+        settings=settings,
+        now=now,
+    )
+    kept = {revision} | {r.revision for r in revisions.retired}
+    if revisions.stable is not None:
+        kept.add(revisions.stable)
     return Plan(
         revision=revision,
         apply=tuple(apply),
-        scale_to=scale_to,
-        delete_jobs=_stale_jobs(observed.jobs, revision, serving, settings.kept_build_jobs),
-        serving_revision=serving,
+        create=tuple(create),
+        delete_jobs=stale_jobs(observed.jobs, kept, settings.kept_build_jobs),
         build_created=build_created,
+        revisions=revisions,
+        monitoring=plan_monitoring(md, observed.monitoring, prior, settings.runbook_url),
     )
 
 
-def _stale_jobs(
-    jobs: tuple[ObservedJob, ...], revision: str, serving: str | None, keep: int
-) -> tuple[str, ...]:
-    stale: list[str] = []
-    kept = 0
-    for job in sorted(jobs, key=lambda j: (j.created, j.name), reverse=True):
-        if job.revision in (revision, serving):
+def plan_monitoring(
+    md: api.ModelDeployment,
+    observed: tuple[ObservedChild, ...],
+    prior: api.ModelDeploymentStatus,
+    runbook_url: str,
+) -> MonitoringPlan:
+    """Apply the wanted monitoring children that differ, delete the unwanted ones an earlier
+    reconcile made; a child of that name owned by something else is left alone, and said."""
+    seen = {(c.kind, c.name): c for c in observed}
+    apply: list[dict[str, Any]] = []
+    delete: list[tuple[monitoring.Kind, str]] = []
+    present: dict[monitoring.Kind, str] = {}
+    not_served: list[monitoring.Kind] = []
+    errors: list[str] = []
+    for child in monitoring.desired(md, runbook_url):
+        if child.body is None:
+            if monitoring.recorded(prior, child.kind) == child.name:
+                delete.append((child.kind, child.name))
             continue
-        if job.state == "Running":
-            stale.append(job.name)  # superseded by a newer spec: stop wasting the node
-        elif kept < keep:
-            kept += 1
-        else:
-            stale.append(job.name)
-    return tuple(stale)
+        found = seen.get((child.kind, child.name), ObservedChild(child.kind, child.name))
+        if not found.served:
+            not_served.append(child.kind)
+            continue
+        if found.body is not None and not naming.owned_by(found.body, md.uid):
+            errors.append(f"{child.kind} {child.name} exists and is not owned by md/{md.name}")
+            continue
+        if found.body is None or not contains(found.body, child.body):
+            apply.append(child.body)
+        present[child.kind] = child.name
+    return MonitoringPlan(
+        apply=tuple(apply),
+        delete=tuple(delete),
+        expected=monitoring.Outcome(present, tuple(not_served), tuple(errors)),
+    )
+
+
+def wanted_monitoring(md: api.ModelDeployment, runbook_url: str) -> list[monitoring.Child]:
+    """The monitoring children to read before planning (the unwanted ones are never read)."""
+    return [c for c in monitoring.desired(md, runbook_url) if c.body is not None]

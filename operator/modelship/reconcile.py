@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import datetime
 import logging
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from modelship import api, metrics, monitoring, naming, planning, render, status
+from modelship import api, builds, metrics, monitoring, naming, planning, revisions, status
 from modelship.kube import ApiError, KubeClient
 from modelship.settings import OperatorSettings
 
@@ -47,7 +46,10 @@ class Reconciler:
         )
         self._last: dict[str, api.ModelDeploymentStatus] = {}
         self._known: dict[str, tuple[str, str]] = {}
-        self._serving: dict[str, ServingFacts] = {}
+        self._serving: dict[str, dict[str, ServingFacts]] = {}
+        # One timer per object only while a drain is in flight; none for a model at rest.
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._woken: set[asyncio.Task[None]] = set()
 
     async def reconcile(self, body: Any, trigger: str) -> api.ModelDeploymentStatus:
         """Bring one ModelDeployment's children and status to the level its spec asks for."""
@@ -79,6 +81,9 @@ class Reconciler:
         if known is not None:
             metrics.forget_model(*known)
         self._serving.pop(uid, None)
+        timer = self._timers.pop(uid, None)
+        if timer is not None:
+            timer.cancel()
         self._locks.pop(uid, None)
         metrics.publish_phases(s.phase or "Unknown" for s in self._last.values())
 
@@ -103,15 +108,35 @@ class Reconciler:
 
     def serving_changed(self, owner_uid: str, deployment: dict[str, Any]) -> bool:
         """Whether a Deployment event carries news for its owner's status."""
-        seen = planning.ObservedDeployment.from_body(deployment)
-        facts = ServingFacts(
-            seen.generation, seen.revision, seen.replicas, seen.ready_replicas, seen.rolled_out
-        )
-        return self._serving.get(owner_uid) != facts
+        seen = revisions.ObservedDeployment.from_body(deployment)
+        return self._serving.get(owner_uid, {}).get(seen.name) != _serving_facts(seen)
+
+    def _wake_later(self, md: api.ModelDeployment, delay: float | None) -> None:
+        """Reconcile the object again after `delay` seconds (a drain ending), once."""
+        old = self._timers.pop(md.uid, None)
+        if old is not None:
+            old.cancel()
+        if delay is None:
+            return
+
+        def wake() -> None:
+            self._timers.pop(md.uid, None)
+            task = asyncio.create_task(self._wake(md.namespace, md.name))
+            self._woken.add(task)
+            task.add_done_callback(self._woken.discard)
+
+        # A second of slack: the drain is measured in whole seconds of status timestamps.
+        self._timers[md.uid] = asyncio.get_running_loop().call_later(delay + 1.0, wake)
+
+    async def _wake(self, namespace: str, name: str) -> None:
+        try:
+            await self.reconcile_owner(namespace, name, "timer")
+        except Exception as exc:  # the resync retries; a timer has nobody to report to
+            _LOG.warning(f"timed reconcile of {namespace}/{name} failed: {exc}")
 
     def build_finished_unseen(self, owner_uid: str, job: dict[str, Any]) -> bool:
         """Whether a Job event reports an outcome its owner's status does not show yet."""
-        seen = planning.ObservedJob.from_body(job)
+        seen = builds.ObservedJob.from_body(job)
         if seen.state == "Running":
             return False
         last = self._last.get(owner_uid)
@@ -119,54 +144,76 @@ class Reconciler:
         return build is None or build.revision != seen.revision or build.state != seen.state
 
     async def _observe(self, md: api.ModelDeployment) -> planning.Observed:
-        jobs_raw, deployment_raw = await asyncio.gather(
-            self.client.list_objects(
-                "Job",
-                md.namespace,
-                {"app.kubernetes.io/instance": md.name, "app.kubernetes.io/component": "build"},
+        server = naming.server_selector(md.name)
+        build = {"app.kubernetes.io/instance": md.name, "app.kubernetes.io/component": "build"}
+        wanted = planning.wanted_monitoring(md, self.settings.runbook_url)
+        jobs_raw, deployments_raw, services_raw, *children = await asyncio.gather(
+            self.client.list_objects("Job", md.namespace, build),
+            self.client.list_objects("Deployment", md.namespace, server),
+            self.client.list_objects("Service", md.namespace, server),
+            *(self._observe_child(md, c.kind, c.name) for c in wanted),
+        )
+
+        def ours(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [
+                o
+                for o in objects
+                if naming.owned_by(o, md.uid) and not o["metadata"].get("deletionTimestamp")
+            ]
+
+        services = ours(services_raw)
+        entry = naming.service_name(md.name)
+        return planning.Observed(
+            jobs=tuple(builds.ObservedJob.from_body(j) for j in ours(jobs_raw)),
+            serving=revisions.Serving(
+                deployments=tuple(
+                    revisions.ObservedDeployment.from_body(d) for d in ours(deployments_raw)
+                ),
+                service=next((s for s in services if s["metadata"]["name"] == entry), None),
+                revision_services=tuple(s for s in services if s["metadata"]["name"] != entry),
             ),
-            self.client.get("Deployment", md.namespace, naming.deployment_name(md.name)),
+            monitoring=tuple(children),
         )
-        jobs = tuple(
-            planning.ObservedJob.from_body(j)
-            for j in jobs_raw
-            if _owned_by(j, md.uid) and not j["metadata"].get("deletionTimestamp")
-        )
-        deployment = None
-        if deployment_raw is not None and _owned_by(deployment_raw, md.uid):
-            deployment = planning.ObservedDeployment.from_body(deployment_raw)
-        service = None
-        current = next((j for j in jobs if j.revision == md.spec.revision()), None)
-        if deployment is not None or (current is not None and current.state == "Succeeded"):
-            service = await self.client.get("Service", md.namespace, naming.service_name(md.name))
-        return planning.Observed(jobs=jobs, deployment=deployment, service=service)
+
+    async def _observe_child(
+        self, md: api.ModelDeployment, kind: monitoring.Kind, name: str
+    ) -> planning.ObservedChild:
+        try:
+            found = await self.client.get(kind, md.namespace, name)
+        except ApiError as exc:
+            if exc.kind_missing:
+                return planning.ObservedChild(kind, name, served=False)
+            raise
+        return planning.ObservedChild(kind, name, found)
 
     async def _reconcile(self, md: api.ModelDeployment) -> api.ModelDeploymentStatus:
         prior = self._last.get(md.uid, md.status)
-        key_secret = await self._ensure_feedback_key(md, prior)
         observed = await self._observe(md)
-        plan = planning.plan(md, observed, self.settings)
+        now = datetime.datetime.now(datetime.UTC)
+        plan = planning.plan(
+            md, observed, self.settings, prior, now, new_key=secrets.token_bytes(32)
+        )
 
-        deployment = observed.deployment
+        for secret in plan.create:
+            await self.client.create_secret(secret)  # False: made by an earlier reconcile
         for obj in plan.apply:
-            result = await self.client.apply(obj)
-            if obj["kind"] == "Deployment":
-                deployment = planning.ObservedDeployment.from_body(result)
+            await self.client.apply(obj)
         if plan.build_created:
             metrics.BUILDS.labels(outcome="started").inc()
-        if plan.scale_to is not None and deployment is not None:
-            name = deployment.body["metadata"]["name"]
-            await self.client.scale_deployment(md.namespace, name, plan.scale_to)
+        deployments = await self._act_on_revisions(md, observed, plan.revisions)
         for job_name in plan.delete_jobs:
             await self.client.delete_job(md.namespace, job_name)
+        self._wake_later(md, plan.revisions.requeue_after)
+        watched = await self._act_on_monitoring(md, plan.monitoring)
 
-        watched = await self._apply_monitoring(md, prior)
-        facts = await self._facts(md, prior, observed, plan, deployment, watched=watched)
-        facts = dataclasses.replace(facts, feedback_key_secret=key_secret)
+        facts = await self._facts(md, prior, observed, plan, deployments, watched=watched)
         new = status.derive_status(md.spec, md.generation, prior, facts, utcnow())
         if new != prior:
             await self._write_status(md, new)
-        for event in status.transition_events(prior, new):
+        events = status.transition_events(prior, new) + status.retirement_events(
+            plan.revisions.slept, plan.revisions.delete, self.settings.drain_seconds
+        )
+        for event in events:
             await self.client.post_event(
                 md, type_=event.type, reason=event.reason, message=event.message, now=utcnow()
             )
@@ -182,64 +229,52 @@ class Reconciler:
             metrics.DECISIONS.labels(
                 namespace=md.namespace, name=md.name, action=new.last_decision.action
             ).inc()
-        self._serving[md.uid] = (
-            ServingFacts(
-                deployment.generation,
-                deployment.revision,
-                deployment.replicas,
-                deployment.ready_replicas,
-                deployment.rolled_out,
-            )
-            if deployment is not None
-            else ServingFacts(0, None, 0, 0, False)
-        )
+        self._serving[md.uid] = {name: _serving_facts(d) for name, d in deployments.items()}
         metrics.publish_phases(s.phase or "Unknown" for s in self._last.values())
         return new
 
-    async def _ensure_feedback_key(
-        self, md: api.ModelDeployment, prior: api.ModelDeploymentStatus
-    ) -> str:
-        """Create the model's token-signing key once; status remembers it was done, so a
-        restarted operator makes no request for it."""
-        name = naming.feedback_key_name(md.name)
-        if prior.feedback_key_secret != name:
-            secret = render.render_feedback_key_secret(md, secrets.token_bytes(32))
-            await self.client.create_secret(secret)  # False: made by an earlier reconcile
-        return name
+    async def _act_on_revisions(
+        self, md: api.ModelDeployment, observed: planning.Observed, plan: revisions.RevisionPlan
+    ) -> dict[str, revisions.ObservedDeployment]:
+        """Carry out the revision plan; returns every serving Deployment as it is now."""
+        deployments = {d.name: d for d in observed.serving.deployments}
+        for obj in plan.apply:
+            result = await self.client.apply(obj)
+            if obj["kind"] == "Deployment":
+                seen = revisions.ObservedDeployment.from_body(result)
+                deployments[seen.name] = seen
+        for name, replicas in plan.scale:
+            await self.client.scale_deployment(md.namespace, name, replicas)
+        for kind, name in plan.delete:
+            await self.client.delete_optional(kind, md.namespace, name)
+            if kind == "Deployment":
+                deployments.pop(name, None)
+        return deployments
 
-    async def _apply_monitoring(
-        self, md: api.ModelDeployment, prior: api.ModelDeploymentStatus
+    async def _act_on_monitoring(
+        self, md: api.ModelDeployment, plan: planning.MonitoringPlan
     ) -> monitoring.Outcome:
-        """Apply the wanted monitoring children, remove the unwanted ones.
-
-        A cluster without prometheus-operator's CRDs, or an operator without the RBAC for them,
-        is reported in the Monitoring condition; it never fails the reconcile of a model that
-        serves fine without monitoring.
-        """
-        present: dict[monitoring.Kind, str] = {}
-        not_served: list[monitoring.Kind] = []
-        errors: list[str] = []
-        for child in monitoring.desired(md, self.settings.runbook_url):
+        """Carry out the monitoring plan. A cluster without prometheus-operator's CRDs, or an
+        operator without the RBAC for them, is reported in the Monitoring condition; it never
+        fails the reconcile of a model that serves fine without monitoring."""
+        present = dict(plan.expected.present)
+        not_served = list(plan.expected.kinds_not_served)
+        errors = list(plan.expected.errors)
+        for body in plan.apply:
+            kind, name = body["kind"], body["metadata"]["name"]
             try:
-                if child.body is None:
-                    if monitoring.recorded(prior, child.kind) == child.name:
-                        await self.client.delete_optional(child.kind, md.namespace, child.name)
-                    continue
-                found = await self.client.get(child.kind, md.namespace, child.name)
-                if found is not None and not _owned_by(found, md.uid):
-                    errors.append(
-                        f"{child.kind} {child.name} exists and is not owned by md/{md.name}"
-                    )
-                    continue
-                if found is None or not planning.contains(found, child.body):
-                    await self.client.apply(child.body)
-                present[child.kind] = child.name
+                await self.client.apply(body)
             except ApiError as exc:
+                present.pop(kind, None)
                 if exc.kind_missing:
-                    if child.body is not None:
-                        not_served.append(child.kind)
+                    not_served.append(kind)
                 else:
-                    errors.append(f"{child.kind} {child.name}: {exc}")
+                    errors.append(f"{kind} {name}: {exc}")
+        for kind, name in plan.delete:
+            try:
+                await self.client.delete_optional(kind, md.namespace, name)
+            except ApiError as exc:
+                errors.append(f"{kind} {name}: {exc}")
         return monitoring.Outcome(present, tuple(not_served), tuple(errors))
 
     async def _report_error(self, md: api.ModelDeployment, exc: Exception) -> None:
@@ -283,15 +318,17 @@ class Reconciler:
         prior: api.ModelDeploymentStatus,
         observed: planning.Observed,
         plan: planning.Plan,
-        deployment: planning.ObservedDeployment | None,
+        deployments: dict[str, revisions.ObservedDeployment],
         *,
         watched: monitoring.Outcome,
     ) -> status.Facts:
         revision = plan.revision
         job = observed.job(revision)
         job_name = naming.build_job_name(md.name, revision)
-        state: planning.BuildState = job.state if job is not None else "Running"
-        summary: planning.BuildSummary | None = None
+        state: builds.BuildState = job.state if job is not None else "Running"
+        if job is None and observed.serving.built(revision):
+            state = "Succeeded"  # built before and kept; its Job may have been cleaned up
+        summary: builds.BuildSummary | None = None
         log_tail: str | None = None
         message = job.message if job is not None else ""
         known = prior.build
@@ -299,10 +336,13 @@ class Reconciler:
             if known is not None and known.revision == revision and known.state == state:
                 summary = _summary_from_status(known)
                 log_tail = known.log_tail
-            else:
+            elif job is not None:
                 metrics.BUILDS.labels(outcome=state.lower()).inc()
                 summary, log_tail = await self._read_build_outcome(md, job_name, state)
-        rolled_out = deployment is not None and deployment.rolled_out and plan.scale_to is None
+        current = deployments.get(naming.revision_name(md.name, revision))
+        chosen = plan.revisions.stable_deployment
+        stable = deployments.get(chosen) if chosen is not None else None
+        shown = stable if stable is not None else current
         return status.Facts(
             revision=revision,
             job_name=job_name,
@@ -313,23 +353,30 @@ class Reconciler:
             summary=summary,
             build_message=message,
             log_tail=log_tail,
-            serving_revision=plan.serving_revision,
-            rolled_out=rolled_out,
-            replicas=deployment.replicas if deployment is not None else 0,
-            ready_replicas=deployment.ready_replicas if deployment is not None else 0,
+            serving_revision=plan.revisions.stable,
+            rolled_out=stable is not None and stable is current and stable.rolled_out,
+            replicas=shown.replicas if shown is not None else 0,
+            ready_replicas=shown.ready_replicas if shown is not None else 0,
             selector=naming.selector_string(naming.server_selector(md.name)),
             url=naming.model_url(md.name, md.namespace),
-            monitoring=watched,
+            monitoring=monitoring.condition(watched),
+            monitoring_status=watched.status(),
+            feedback_key_secret=naming.feedback_key_name(md.name),
+            starting=None
+            if current is None or current is stable
+            else status.Starting(current.ready_replicas, md.spec.desired_replicas()),
+            replaced=plan.revisions.replaced,
+            retired=plan.revisions.retired,
         )
 
     async def _read_build_outcome(
-        self, md: api.ModelDeployment, job_name: str, state: planning.BuildState
-    ) -> tuple[planning.BuildSummary | None, str | None]:
+        self, md: api.ModelDeployment, job_name: str, state: builds.BuildState
+    ) -> tuple[builds.BuildSummary | None, str | None]:
         pods = await self.client.list_objects(
             "Pod", md.namespace, {"batch.kubernetes.io/job-name": job_name}
         )
         pods.sort(key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True)
-        summary: planning.BuildSummary | None = None
+        summary: builds.BuildSummary | None = None
         termination: str | None = None
         chosen: str | None = None
         for pod in pods:
@@ -337,7 +384,7 @@ class Reconciler:
                 terminated = (cs.get("state") or {}).get("terminated") or {}
                 if cs.get("name") == "build" and terminated:
                     termination = terminated.get("message")
-                    summary = planning.parse_summary(termination)
+                    summary = builds.parse_summary(termination)
                     chosen = pod["metadata"]["name"]
                     break
             if chosen is not None:
@@ -355,6 +402,12 @@ class Reconciler:
         return summary, log_tail
 
 
+def _serving_facts(seen: revisions.ObservedDeployment) -> ServingFacts:
+    return ServingFacts(
+        seen.generation, seen.revision, seen.replicas, seen.ready_replicas, seen.rolled_out
+    )
+
+
 def _merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """The JSON merge patch from old to new: a merge patch keeps absent keys, so what the new
     status no longer has (at any depth of nested objects) is nulled out."""
@@ -367,12 +420,8 @@ def _merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return patch
 
 
-def _owned_by(obj: dict[str, Any], uid: str) -> bool:
-    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
-
-
-def _summary_from_status(build: api.BuildStatus) -> planning.BuildSummary:
-    return planning.BuildSummary(
+def _summary_from_status(build: api.BuildStatus) -> builds.BuildSummary:
+    return builds.BuildSummary(
         ok=build.state == "Succeeded",
         selected=build.selected,
         source_sha256=build.source_sha256,

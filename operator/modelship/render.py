@@ -26,6 +26,8 @@ MODELS_DIR = "/models"
 PVC_ROOT = "/mnt/pvc"
 FEEDBACK_KEY_DIR = "/var/run/modelship/feedback"
 FEEDBACK_KEY_FILE = "key"
+# The runtime's default wait for in-flight requests after SIGTERM (--drain-timeout-s).
+RUNTIME_DRAIN_TIMEOUT_SECONDS = 30
 
 
 def render_template(template: str, **values: Any) -> dict[str, Any]:
@@ -207,9 +209,13 @@ def render_build_job(
 
 
 def render_deployment(
-    md: api.ModelDeployment, revision: str, settings: OperatorSettings
+    md: api.ModelDeployment,
+    identity: naming.RevisionIdentity,
+    settings: OperatorSettings,
+    replicas: int,
 ) -> dict[str, Any]:
     """Render the serving Deployment of a built revision."""
+    revision = identity.revision
     runtime = md.spec.runtime
     model_dir = f"{MODELS_DIR}/{revision}"
     fetch = _Mounts()
@@ -242,18 +248,19 @@ def render_deployment(
     resources: dict[str, Any] = {}
     if runtime.resources is not None:
         resources = runtime.resources.model_dump(mode="json", by_alias=True, exclude_none=True)
-    selector = naming.server_selector(md.name)
-    labels = naming.common_labels(md.name, "server")
     return _render(
         "deployment.yaml.j2",
-        name=naming.deployment_name(md.name),
-        namespace=md.namespace,
-        labels=labels,
+        name=identity.name,
+        namespace=identity.namespace,
+        labels=identity.labels,
         annotations={naming.REVISION_ANNOTATION: revision},
-        owner=naming.owner_reference(md),
-        replicas=md.spec.desired_replicas(),
-        selector=selector,
-        pod_labels={**labels, naming.REVISION_LABEL: revision},
+        owner=identity.owner,
+        replicas=replicas,
+        selector=identity.selector,
+        pod_labels=identity.labels,
+        drain_seconds=settings.drain_seconds,
+        # Covers the preStop drain, then the runtime's own wait for in-flight requests.
+        grace_seconds=settings.drain_seconds + RUNTIME_DRAIN_TIMEOUT_SECONDS + 5,
         image=_image(md, settings),
         image_pull_policy=settings.image_pull_policy,
         fetch_args=[
@@ -294,15 +301,29 @@ def render_feedback_key_secret(md: api.ModelDeployment, key: bytes) -> dict[str,
     )
 
 
-def render_service(md: api.ModelDeployment) -> dict[str, Any]:
-    """Render the model's Service."""
+def render_service(md: api.ModelDeployment, selector: dict[str, str]) -> dict[str, Any]:
+    """Render the model's Service (the entry point users call) over the pods of `selector`."""
     return _render(
         "service.yaml.j2",
         name=naming.service_name(md.name),
         namespace=md.namespace,
         labels=naming.common_labels(md.name, "server"),
         owner=naming.owner_reference(md),
-        selector=naming.server_selector(md.name),
+        selector=selector,
+        http_port=naming.HTTP_PORT,
+        grpc_port=naming.GRPC_PORT,
+    )
+
+
+def render_revision_service(identity: naming.RevisionIdentity) -> dict[str, Any]:
+    """Render the Service of one revision (reaches that revision alone, e.g. to compare it)."""
+    return _render(
+        "service.yaml.j2",
+        name=identity.name,
+        namespace=identity.namespace,
+        labels=identity.labels,
+        owner=identity.owner,
+        selector=identity.selector,
         http_port=naming.HTTP_PORT,
         grpc_port=naming.GRPC_PORT,
     )

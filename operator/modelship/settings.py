@@ -49,6 +49,21 @@ class OperatorSettings(BaseModel):
     kept_build_jobs: int = Field(
         default=3, ge=1, description="Finished build Jobs kept per ModelDeployment (newest first)."
     )
+    drain_seconds: int = Field(
+        default=10,
+        ge=0,
+        le=300,
+        description="How long a pod leaving traffic keeps answering (its preStop sleep), and how "
+        "long a replaced revision keeps its pods after the Service moved away from it: covers "
+        "the propagation of endpoints to every node's proxy.",
+    )
+    kept_revisions: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Replaced revisions kept scaled to zero per ModelDeployment (newest first), so "
+        "going back to one needs no rebuild and starts at once.",
+    )
     max_workers: int = Field(
         default=64, ge=1, description="Objects kopf processes at once (its worker limit)."
     )

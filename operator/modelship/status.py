@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
-from modelship import api, monitoring
-from modelship.planning import BuildState, BuildSummary
+from modelship import api
+from modelship.builds import BuildState, BuildSummary
 
 NOT_IMPLEMENTED = "NotImplemented"
 
@@ -28,8 +28,23 @@ class Facts:
     ready_replicas: int
     selector: str
     url: str
-    monitoring: monitoring.Outcome = field(default_factory=monitoring.Outcome)
+    # The Monitoring condition (status, reason, message), None when no monitoring is wanted.
+    monitoring: tuple[api.ConditionStatus, str, str] | None = None
+    monitoring_status: api.MonitoringStatus | None = None
     feedback_key_secret: str | None = None
+    # The current revision while it starts beside the one that serves (None once it serves).
+    starting: Starting | None = None
+    # The revision the Service moved away from in this reconcile, if it moved.
+    replaced: str | None = None
+    retired: tuple[api.RetiredRevision, ...] = ()
+
+
+@dataclass(frozen=True)
+class Starting:
+    """Readiness of a revision that starts while another one serves."""
+
+    ready_replicas: int
+    wanted: int
 
 
 @dataclass(frozen=True)
@@ -49,7 +64,8 @@ def _unimplemented(spec: api.ModelDeploymentSpec) -> list[tuple[str, str]]:
             (
                 "CanaryRollout",
                 f"spec.rollout (steps {list(spec.rollout.steps)}) is accepted but canary rollout "
-                "is not implemented yet: a new revision replaces the old one by a rolling update",
+                "is not implemented yet: a new revision replaces the old one in one switch once "
+                "all its pods are ready",
             )
         )
     if spec.rollout.traffic_router.type == "gatewayAPI":
@@ -140,16 +156,27 @@ def derive_status(
         artifact=facts.artifact if facts.build_state == "Succeeded" else None,
     )
 
+    selected = facts.serving_revision
+    serving = selected is not None and facts.ready_replicas > 0
+    serves_note = f"revision {selected} serves {facts.ready_replicas}/{desired} replicas"
     phase: api.Phase
     if facts.build_state == "Failed":
-        phase = "Degraded" if serving_other and facts.ready_replicas > 0 else "Failed"
+        phase = "Degraded" if serving and selected != facts.revision else "Failed"
         reason, message = "BuildFailed", f"build of revision {facts.revision} failed: {build.error}"
     elif facts.build_state == "Running":
         phase, reason = "Building", "BuildRunning"
         message = f"building revision {facts.revision} (Job {facts.job_name})"
         if serving_other:
-            message += f"; revision {facts.serving_revision} keeps serving"
-    elif facts.rolled_out and facts.serving_revision == facts.revision:
+            message += f"; {serves_note}"
+    elif facts.starting is not None:
+        phase, reason = "Deploying", "RevisionStarting"
+        message = (
+            f"starting revision {facts.revision}: {facts.starting.ready_replicas}/"
+            f"{facts.starting.wanted} replicas ready; the Service moves to it when all are"
+        )
+        if selected is not None:
+            message += f"; {serves_note}"
+    elif facts.rolled_out and selected == facts.revision:
         phase, reason = "Ready", "ScaledToZero" if desired == 0 else "Serving"
         message = f"revision {facts.revision} serves {facts.ready_replicas}/{desired} replicas"
     elif (
@@ -169,8 +196,16 @@ def derive_status(
 
     progressing = phase in ("Building", "Deploying")
     degraded = phase in ("Degraded", "Failed")
+    # Ready says whether the model answers: the revision the Service selects has a ready pod,
+    # whatever else is being built or started beside it.
+    answers = phase == "Ready" or (serving and phase != "Failed")
     conditions = [
-        mk.make("Ready", "True" if phase == "Ready" else "False", reason, message),
+        mk.make(
+            "Ready",
+            "True" if answers else "False",
+            reason if phase == "Ready" or not answers else "Serving",
+            message if phase == "Ready" or not answers else serves_note,
+        ),
         mk.make(
             "Progressing",
             "True" if progressing else "False",
@@ -216,27 +251,30 @@ def derive_status(
             message if phase == "Failed" else "",
         )
     )
-    watched = monitoring.condition(facts.monitoring)
-    if watched is not None:
-        conditions.append(mk.make("Monitoring", *watched))
+    if facts.monitoring is not None:
+        conditions.append(mk.make("Monitoring", *facts.monitoring))
     for type_, note in _unimplemented(spec):
         conditions.append(mk.make(type_, "False", NOT_IMPLEMENTED, note))
 
     decision = prior.last_decision
-    if phase == "Ready":
-        if stable is not None and stable.revision != facts.revision:
-            decision = api.Decision(
-                action="Replaced",
-                reason=f"revision {facts.revision} replaced {stable.revision} by a rolling update",
-                at=now,
-            )
-        stable = current
+    if facts.replaced is not None and selected is not None:
+        decision = api.Decision(
+            action="Replaced",
+            reason=f"revision {selected} replaced {facts.replaced}: all {desired} replicas ready, "
+            f"the Service moved to it; {facts.replaced} drains, then sleeps at zero replicas",
+            at=now,
+        )
+    if selected is not None and (phase == "Ready" or facts.replaced is not None):
+        stable = current if selected == facts.revision else api.RevisionRef(revision=selected)
+    elif selected is not None and stable is not None and stable.revision != selected:
+        # The Service selects a revision that served before (e.g. after a restart mid-switch).
+        stable = api.RevisionRef(revision=selected)
 
     return api.ModelDeploymentStatus(
         phase=phase,
         observed_generation=generation,
         conditions=conditions,
-        revisions=api.Revisions(current=current, stable=stable),
+        revisions=api.Revisions(current=current, stable=stable, retired=list(facts.retired)),
         canary=None,
         build=build,
         last_decision=decision,
@@ -244,7 +282,7 @@ def derive_status(
         ready_replicas=facts.ready_replicas,
         selector=facts.selector,
         url=facts.url,
-        monitoring=facts.monitoring.status(),
+        monitoring=facts.monitoring_status,
         feedback_key_secret=facts.feedback_key_secret,
     )
 
@@ -279,4 +317,25 @@ def transition_events(
         and new.last_decision.action == "Replaced"
     ):
         events.append(EventSpec("Normal", "Replaced", new.last_decision.reason))
+    return events
+
+
+def retirement_events(
+    slept: tuple[api.RetiredRevision, ...], deleted: tuple[tuple[str, str], ...], drain: int
+) -> list[EventSpec]:
+    """Events for replaced revisions scaled to zero or deleted by a reconcile."""
+    events = [
+        EventSpec(
+            "Normal",
+            "RevisionScaledToZero",
+            f"revision {r.revision} (Deployment {r.deployment}) scaled to zero after a {drain} s "
+            "drain; kept, so going back to it needs no rebuild",
+        )
+        for r in slept
+    ]
+    events += [
+        EventSpec("Normal", "RevisionDeleted", f"{kind} {name} deleted: no longer kept")
+        for kind, name in deleted
+        if kind == "Deployment"
+    ]
     return events

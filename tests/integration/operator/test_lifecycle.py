@@ -58,9 +58,18 @@ def test_create_builds_then_deploys_with_owned_children(
     models.finish_job(job.metadata.name, succeeded=True)
     status = models.wait_phase("fraud", "Deploying")
     assert {c["type"]: c["status"] for c in status["conditions"]}["BuildSucceeded"] == "True"
-    deployment = models.apps.read_namespaced_deployment("fraud", models.namespace)
+    # A Deployment and a Service per revision; the model's Service selects the first one at
+    # once (nothing else serves).
+    deployment = models.apps.read_namespaced_deployment(f"fraud-{revision}", models.namespace)
+    own = models.core.read_namespaced_service(f"fraud-{revision}", models.namespace)
     service = models.core.read_namespaced_service("fraud", models.namespace)
-    assert _owner_uid(deployment) == uid and _owner_uid(service) == uid
+    assert _owner_uid(deployment) == uid and _owner_uid(service) == uid and _owner_uid(own) == uid
+    assert deployment.spec.selector.match_labels["modelship.io/revision"] == revision
+    assert (
+        service.spec.selector["modelship.io/revision"]
+        == revision
+        == own.spec.selector["modelship.io/revision"]
+    )
     template = deployment.spec.template
     assert template.metadata.labels["modelship.io/revision"] == revision
     assert template.spec.containers[0].command == ["modelship-runtime", "serve"]
@@ -87,27 +96,42 @@ def test_model_change_makes_a_new_revision_and_build(
     models.patch_spec("fraud", {"model": {"uri": "s3://models/fraud/v2/model.onnx"}})
     jobs = models.wait_jobs("fraud", 2)
     new = next(j for j in jobs if j.metadata.name != first.metadata.name)
+    old_rev = first.metadata.labels["modelship.io/revision"]
+    new_rev = new.metadata.labels["modelship.io/revision"]
     status = models.wait_phase("fraud", "Building")
-    assert (
-        status["revisions"]["current"]["revision"] == new.metadata.labels["modelship.io/revision"]
-    )
-    # The old revision keeps serving while the new one builds.
-    deployment = models.apps.read_namespaced_deployment("fraud", models.namespace)
-    assert (
-        deployment.spec.template.metadata.labels["modelship.io/revision"]
-        == (first.metadata.labels["modelship.io/revision"])
-    )
+    assert status["revisions"]["current"]["revision"] == new_rev
+
+    def selected() -> str:
+        service = models.core.read_namespaced_service("fraud", models.namespace)
+        return str(service.spec.selector["modelship.io/revision"])
+
+    # The old revision keeps its Deployment and the Service while the new one builds.
+    assert selected() == old_rev
+    models.apps.read_namespaced_deployment(f"fraud-{old_rev}", models.namespace)
     models.finish_job(new.metadata.name, succeeded=True)
-    models.wait_phase("fraud", "Deploying")
-    wait_until(
+    status = models.wait_phase("fraud", "Deploying")
+    # The new revision starts beside it; its pods never become ready here (the image is never
+    # pulled), so the Service stays on the old revision.
+    deployment = wait_until(
+        lambda: models.apps.read_namespaced_deployment(f"fraud-{new_rev}", models.namespace),
+        timeout=15,
+        what="the new revision's Deployment",
+    )
+    assert deployment.spec.template.metadata.labels["modelship.io/revision"] == new_rev
+    progressing = wait_until(
         lambda: (
-            models.apps.read_namespaced_deployment(
-                "fraud", models.namespace
-            ).spec.template.metadata.labels["modelship.io/revision"]
-            == new.metadata.labels["modelship.io/revision"]
+            c
+            if (c := models.condition("fraud", "Progressing")) and c["reason"] == "RevisionStarting"
+            else None
         ),
         timeout=15,
-        what="the Deployment rolling to the new revision",
+        what="Progressing says the new revision starts",
+    )
+    assert f"starting revision {new_rev}: 0/1" in progressing["message"]
+    assert selected() == old_rev
+    assert (
+        models.apps.read_namespaced_deployment(f"fraud-{old_rev}", models.namespace).spec.replicas
+        == 1
     )
 
 
@@ -115,15 +139,14 @@ def test_scaling_change_makes_no_new_revision(models: Models, kopf_operator: Kop
     models.create("fraud", SPEC)
     _build(models, "fraud")
     before = models.wait_phase("fraud", "Deploying")["revisions"]["current"]["revision"]
+    name = f"fraud-{before}"
     # The scale subresource, as `kubectl scale md/fraud --replicas=3` and an HPA use it.
     models.custom.patch_namespaced_custom_object_scale(
         api.GROUP, api.VERSION, models.namespace, api.PLURAL, "fraud", {"spec": {"replicas": 3}}
     )
     models.patch_spec("fraud", {"scaling": {"minReplicas": 1, "maxReplicas": 4}})
     wait_until(
-        lambda: (
-            models.apps.read_namespaced_deployment("fraud", models.namespace).spec.replicas == 3
-        ),
+        lambda: models.apps.read_namespaced_deployment(name, models.namespace).spec.replicas == 3,
         timeout=15,
         what="the Deployment scaled to 3",
     )
@@ -166,7 +189,7 @@ def test_failed_build_sets_failed_with_the_reason(
 def test_drifted_children_are_repaired(models: Models, kopf_operator: KopfRunner) -> None:
     models.create("fraud", SPEC)
     _build(models, "fraud")
-    models.wait_phase("fraud", "Deploying")
+    name = "fraud-" + models.wait_phase("fraud", "Deploying")["revisions"]["current"]["revision"]
     models.core.delete_namespaced_service("fraud", models.namespace)
     wait_until(
         lambda: (
@@ -179,13 +202,13 @@ def test_drifted_children_are_repaired(models: Models, kopf_operator: KopfRunner
         what="the deleted Service recreated",
     )
     models.apps.patch_namespaced_deployment(
-        "fraud",
+        name,
         models.namespace,
         {"spec": {"template": {"spec": {"containers": [{"name": "server", "image": "x/y:1"}]}}}},
     )
     wait_until(
         lambda: (
-            models.apps.read_namespaced_deployment("fraud", models.namespace)
+            models.apps.read_namespaced_deployment(name, models.namespace)
             .spec.template.spec.containers[0]
             .image
             != "x/y:1"
@@ -198,12 +221,12 @@ def test_drifted_children_are_repaired(models: Models, kopf_operator: KopfRunner
 def test_deletion_garbage_collects_every_child(models: Models, kopf_operator: KopfRunner) -> None:
     models.create("fraud", SPEC)
     _build(models, "fraud")
-    models.wait_phase("fraud", "Deploying")
+    name = "fraud-" + models.wait_phase("fraud", "Deploying")["revisions"]["current"]["revision"]
     models.delete("fraud")
 
     def gone() -> bool:
         try:
-            models.apps.read_namespaced_deployment("fraud", models.namespace)
+            models.apps.read_namespaced_deployment(name, models.namespace)
             return False
         except ApiException as exc:
             if exc.status != 404:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 from typing import Any
 
 import pytest
-from modelship import naming, planning, render
-from modelship.planning import Observed, ObservedDeployment, ObservedJob
+from modelship import api, builds, drift, naming, planning, render
+from modelship.builds import ObservedJob
+from modelship.planning import Observed, ObservedChild
+from modelship.revisions import ObservedDeployment, Serving
 from modelship.settings import OperatorSettings
 
 from .conftest import make_md
@@ -16,14 +20,39 @@ REV = MD.spec.revision()
 
 
 def job(
-    revision: str, state: planning.BuildState, created: str = "2026-01-01T00:00:00Z"
+    revision: str, state: builds.BuildState, created: str = "2026-01-01T00:00:00Z"
 ) -> ObservedJob:
     return ObservedJob(
         name=f"fraud-build-{revision}", revision=revision, state=state, created=created
     )
 
 
-def deployment(body: dict[str, Any], ready: int = 1) -> ObservedDeployment:
+NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
+OLD = make_md({"model": {"uri": "s3://models/fraud/v1.onnx"}})
+OLD_REV = OLD.spec.revision()
+# A model whose key Secret was made: what every reconcile after the first one sees.
+AT_REST = api.ModelDeploymentStatus(feedbackKeySecret="fraud-feedback-key")
+
+
+def deployment(
+    md: api.ModelDeployment,
+    revision: str,
+    settings: OperatorSettings,
+    *,
+    replicas: int = 1,
+    ready: int | None = None,
+    legacy: bool = False,
+) -> ObservedDeployment:
+    """A revision's Deployment as the apiserver returns it, with `ready` pods ready."""
+    body = render.render_deployment(
+        md, naming.RevisionIdentity.of(md, revision), settings, replicas
+    )
+    if legacy:
+        # As operators before per-revision Deployments made it: named like the model, its
+        # selector without the revision.
+        body["metadata"]["name"] = naming.legacy_deployment_name(md.name)
+        body["spec"]["selector"]["matchLabels"] = naming.server_selector(md.name)
+    ready = replicas if ready is None else ready
     full = {
         **body,
         "metadata": {**body["metadata"], "generation": 1},
@@ -37,95 +66,315 @@ def deployment(body: dict[str, Any], ready: int = 1) -> ObservedDeployment:
     return ObservedDeployment.from_body(full)
 
 
+def service(revision: str | None) -> dict[str, Any]:
+    """The model's Service selecting a revision (None: the legacy selector of every pod)."""
+    selector = (
+        naming.server_selector("fraud")
+        if revision is None
+        else naming.RevisionIdentity.of(MD, revision).selector
+    )
+    svc = render.render_service(MD, selector)
+    svc["spec"]["clusterIP"] = "10.96.0.10"  # a field the apiserver adds
+    return svc
+
+
+def own_service(md: api.ModelDeployment, revision: str) -> dict[str, Any]:
+    return render.render_revision_service(naming.RevisionIdentity.of(md, revision))
+
+
+def retired(
+    revision: str, since: datetime.datetime, name: str | None = None
+) -> api.RetiredRevision:
+    return api.RetiredRevision(
+        revision=revision,
+        deployment=name or naming.revision_name("fraud", revision),
+        since=since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def remembering(*entries: api.RetiredRevision) -> api.ModelDeploymentStatus:
+    return AT_REST.model_copy(update={"revisions": api.Revisions(retired=list(entries))})
+
+
+def plan_for(
+    observed: Observed,
+    settings: OperatorSettings,
+    md: api.ModelDeployment = MD,
+    prior: api.ModelDeploymentStatus = AT_REST,
+    now: datetime.datetime = NOW,
+) -> planning.Plan:
+    return planning.plan(md, observed, settings, prior, now)
+
+
 def kinds(plan: planning.Plan) -> list[str]:
-    return [obj["kind"] for obj in plan.apply]
+    return [f"{obj['kind']}/{obj['metadata']['name']}" for obj in plan.apply + plan.revisions.apply]
+
+
+def serving_old(settings: OperatorSettings, **kwargs: Any) -> tuple[ObservedDeployment, ...]:
+    return (deployment(OLD, OLD_REV, settings, **kwargs),)
 
 
 def test_nothing_exists_creates_the_build_job_only(settings: OperatorSettings) -> None:
-    plan = planning.plan(MD, Observed(), settings)
-    assert kinds(plan) == ["Job"]
-    assert plan.build_created and plan.serving_revision is None
+    plan = plan_for(Observed(), settings)
+    assert kinds(plan) == [f"Job/fraud-build-{REV}"]
+    assert plan.build_created and plan.revisions.stable is None
 
 
 def test_running_build_changes_nothing(settings: OperatorSettings) -> None:
-    plan = planning.plan(MD, Observed(jobs=(job(REV, "Running"),)), settings)
+    plan = plan_for(Observed(jobs=(job(REV, "Running"),)), settings)
     assert plan.writes == 0
 
 
-def test_built_revision_gets_deployment_and_service(settings: OperatorSettings) -> None:
-    plan = planning.plan(MD, Observed(jobs=(job(REV, "Succeeded"),)), settings)
-    assert kinds(plan) == ["Deployment", "Service"]
-    assert plan.serving_revision == REV
+def test_first_revision_gets_its_deployment_its_service_and_the_model_service(
+    settings: OperatorSettings,
+) -> None:
+    plan = plan_for(Observed(jobs=(job(REV, "Succeeded"),)), settings)
+    assert kinds(plan) == [f"Deployment/fraud-{REV}", f"Service/fraud-{REV}", "Service/fraud"]
+    # Nothing else serves: the model's Service selects the first revision at once.
+    assert plan.revisions.apply[2]["spec"]["selector"][naming.REVISION_LABEL] == REV
+    assert plan.revisions.stable == REV and plan.revisions.replaced is None
 
 
 def test_converged_state_is_a_no_op(settings: OperatorSettings) -> None:
-    dep = deployment(render.render_deployment(MD, REV, settings))
-    svc = render.render_service(MD)
-    svc["spec"]["clusterIP"] = "10.96.0.10"  # a field the apiserver adds
-    plan = planning.plan(
-        MD, Observed(jobs=(job(REV, "Succeeded"),), deployment=dep, service=svc), settings
+    observed = Observed(
+        jobs=(job(REV, "Succeeded"),),
+        serving=Serving(
+            deployments=(deployment(MD, REV, settings),),
+            service=service(REV),
+            revision_services=(own_service(MD, REV),),
+        ),
     )
-    assert plan.writes == 0
+    plan = plan_for(observed, settings)
+    assert (
+        plan.writes == 0 and plan.revisions.requeue_after is None and plan.revisions.retired == ()
+    )
 
 
 def test_drifted_deployment_is_reapplied(settings: OperatorSettings) -> None:
-    body = render.render_deployment(MD, REV, settings)
-    body["spec"]["template"]["spec"]["containers"][0]["image"] = "someone/else:1"
-    plan = planning.plan(
-        MD,
-        Observed(
-            jobs=(job(REV, "Succeeded"),),
-            deployment=deployment(body),
-            service=render.render_service(MD),
-        ),
-        settings,
-    )
-    assert kinds(plan) == ["Deployment"]
-
-
-def test_old_revision_keeps_serving_while_the_new_one_builds(settings: OperatorSettings) -> None:
-    old = make_md({"model": {"uri": "s3://models/fraud/v1.onnx"}})
-    old_rev = old.spec.revision()
-    dep = deployment(render.render_deployment(old, old_rev, settings))
-    observed = Observed(
-        jobs=(job(old_rev, "Succeeded"), job(REV, "Running", "2026-01-02T00:00:00Z")),
-        deployment=dep,
-        service=render.render_service(MD),
-    )
-    plan = planning.plan(MD, observed, settings)
-    assert plan.writes == 0
-    assert plan.serving_revision == old_rev
-
-
-def test_scaling_an_old_revision_touches_only_replicas(settings: OperatorSettings) -> None:
-    old = make_md({"model": {"uri": "s3://models/fraud/v1.onnx"}})
-    old_rev = old.spec.revision()
-    md = make_md({"model": {"uri": "s3://models/fraud/model.onnx"}, "replicas": 4})
-    observed = Observed(
-        jobs=(job(old_rev, "Succeeded"), job(md.spec.revision(), "Running")),
-        deployment=deployment(render.render_deployment(old, old_rev, settings)),
-        service=render.render_service(md),
-    )
-    plan = planning.plan(md, observed, settings)
-    assert plan.apply == () and plan.scale_to == 4
-
-
-def test_replica_change_of_a_built_revision_reapplies_without_new_job(
-    settings: OperatorSettings,
-) -> None:
-    md = make_md({"model": {"uri": "s3://models/fraud/model.onnx"}, "replicas": 5})
-    assert md.spec.revision() == REV
+    dep = deployment(MD, REV, settings)
+    dep.body["spec"]["template"]["spec"]["containers"][0]["image"] = "someone/else:1"
     observed = Observed(
         jobs=(job(REV, "Succeeded"),),
-        deployment=deployment(render.render_deployment(MD, REV, settings)),
-        service=render.render_service(MD),
+        serving=Serving(
+            deployments=(dep,), service=service(REV), revision_services=(own_service(MD, REV),)
+        ),
     )
-    plan = planning.plan(md, observed, settings)
-    assert kinds(plan) == ["Deployment"] and plan.apply[0]["spec"]["replicas"] == 5
+    assert kinds(plan_for(observed, settings)) == [f"Deployment/fraud-{REV}"]
+
+
+def test_serving_revision_follows_the_wanted_size_while_the_new_one_builds(
+    settings: OperatorSettings,
+) -> None:
+    md = make_md({"model": {"uri": "s3://models/fraud/model.onnx"}, "replicas": 4})
+    observed = Observed(
+        jobs=(job(OLD_REV, "Succeeded"), job(REV, "Running", "2026-01-02T00:00:00Z")),
+        serving=Serving(
+            deployments=serving_old(settings),
+            service=service(OLD_REV),
+            revision_services=(own_service(OLD, OLD_REV),),
+        ),
+    )
+    plan = plan_for(observed, settings, md=md)
+    assert plan.apply == () and plan.revisions.scale == ((f"fraud-{OLD_REV}", 4),)
+    assert plan.revisions.stable == OLD_REV and plan.delete_jobs == ()
+
+
+THREE = make_md({"model": {"uri": "s3://models/fraud/model.onnx"}, "replicas": 3})
+
+
+def starting_beside_old(settings: OperatorSettings, ready: int) -> planning.Plan:
+    """Plan for a new revision at 3 replicas, `ready` of them ready, while the old one serves."""
+    observed = Observed(
+        jobs=(job(OLD_REV, "Succeeded"), job(REV, "Succeeded")),
+        serving=Serving(
+            deployments=(
+                *serving_old(settings, replicas=3),
+                deployment(THREE, REV, settings, replicas=3, ready=ready),
+            ),
+            service=service(OLD_REV),
+            revision_services=(own_service(OLD, OLD_REV), own_service(THREE, REV)),
+        ),
+    )
+    return plan_for(observed, settings, md=THREE)
+
+
+def test_new_revision_starts_beside_the_serving_one_and_the_service_stays(
+    settings: OperatorSettings,
+) -> None:
+    plan = starting_beside_old(settings, ready=2)
+    assert plan.writes == 0
+    assert (
+        plan.revisions.stable == OLD_REV
+        and plan.revisions.replaced is None
+        and plan.revisions.retired == ()
+    )
+
+
+def test_service_moves_only_when_every_pod_of_the_new_revision_is_ready(
+    settings: OperatorSettings,
+) -> None:
+    plan = starting_beside_old(settings, ready=3)
+    assert kinds(plan) == ["Service/fraud"]
+    assert plan.revisions.apply[0]["spec"]["selector"][naming.REVISION_LABEL] == REV
+    assert plan.revisions.stable == REV and plan.revisions.replaced == OLD_REV
+    # The replaced revision keeps its pods through the drain, and the operator comes back then.
+    assert plan.revisions.scale == () and plan.revisions.retired == (retired(OLD_REV, NOW),)
+    assert plan.revisions.requeue_after == settings.drain_seconds
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "scaled", "requeue"),
+    [(0, False, 10.0), (9, False, 1.0), (10, True, None), (600, True, None)],
+)
+def test_replaced_revision_sleeps_at_zero_after_the_drain(
+    elapsed: int, scaled: bool, requeue: float | None
+) -> None:
+    settings = OperatorSettings(drain_seconds=10)
+    observed = Observed(
+        jobs=(job(OLD_REV, "Succeeded"), job(REV, "Succeeded")),
+        serving=Serving(
+            deployments=(*serving_old(settings), deployment(MD, REV, settings)),
+            service=service(REV),
+            revision_services=(own_service(OLD, OLD_REV), own_service(MD, REV)),
+        ),
+    )
+    prior = remembering(retired(OLD_REV, NOW))
+    plan = plan_for(observed, settings, prior=prior, now=NOW + datetime.timedelta(seconds=elapsed))
+    assert plan.revisions.scale == (((f"fraud-{OLD_REV}", 0),) if scaled else ())
+    assert plan.revisions.slept == ((retired(OLD_REV, NOW),) if scaled else ())
+    assert plan.revisions.requeue_after == requeue
+    assert plan.revisions.retired == (retired(OLD_REV, NOW),) and plan.revisions.delete == ()
+
+
+def test_a_sleeping_revision_costs_no_write(settings: OperatorSettings) -> None:
+    observed = Observed(
+        jobs=(job(OLD_REV, "Succeeded"), job(REV, "Succeeded")),
+        serving=Serving(
+            deployments=(*serving_old(settings, replicas=0), deployment(MD, REV, settings)),
+            service=service(REV),
+            revision_services=(own_service(OLD, OLD_REV), own_service(MD, REV)),
+        ),
+    )
+    earlier = NOW - datetime.timedelta(hours=1)
+    plan = plan_for(observed, settings, prior=remembering(retired(OLD_REV, earlier)))
+    assert plan.writes == 0 and plan.revisions.requeue_after is None
+    # Its build Job stays too: going back needs no rebuild.
+    assert plan.revisions.retired == (retired(OLD_REV, earlier),) and plan.delete_jobs == ()
+
+
+def test_revisions_past_the_kept_ones_are_deleted() -> None:
+    settings = OperatorSettings(kept_revisions=1, kept_build_jobs=1)
+    older = make_md({"model": {"uri": "s3://models/fraud/v0.onnx"}})
+    older_rev = older.spec.revision()
+    observed = Observed(
+        jobs=(
+            job(older_rev, "Succeeded", "2026-01-01T00:00:00Z"),
+            job(OLD_REV, "Succeeded", "2026-01-02T00:00:00Z"),
+            job(REV, "Succeeded", "2026-01-03T00:00:00Z"),
+        ),
+        serving=Serving(
+            deployments=(
+                deployment(older, older_rev, settings, replicas=0),
+                *serving_old(settings, replicas=0),
+                deployment(MD, REV, settings),
+            ),
+            service=service(REV),
+        ),
+    )
+    prior = remembering(
+        retired(OLD_REV, NOW - datetime.timedelta(minutes=1)),
+        retired(older_rev, NOW - datetime.timedelta(minutes=2)),
+    )
+    plan = plan_for(observed, settings, prior=prior)
+    assert plan.revisions.delete == (
+        ("Deployment", f"fraud-{older_rev}"),
+        ("Service", f"fraud-{older_rev}"),
+    )
+    assert [r.revision for r in plan.revisions.retired] == [OLD_REV]
+    # Its build Job is now ordinary history, bounded by kept_build_jobs (1 here: it stays).
+    assert plan.delete_jobs == ()
+
+
+def test_going_back_to_a_kept_revision_needs_no_build(settings: OperatorSettings) -> None:
+    # Spec back at OLD: its Job was cleaned up, its Deployment sleeps at zero.
+    md = make_md({"model": {"uri": "s3://models/fraud/v1.onnx"}, "replicas": 2})
+    observed = Observed(
+        jobs=(job(REV, "Succeeded"),),
+        serving=Serving(
+            deployments=(
+                *serving_old(settings, replicas=0),
+                deployment(MD, REV, settings, replicas=2),
+            ),
+            service=service(REV),
+            revision_services=(own_service(OLD, OLD_REV), own_service(MD, REV)),
+        ),
+    )
+    prior = remembering(retired(OLD_REV, NOW - datetime.timedelta(hours=1)))
+    plan = plan_for(observed, settings, md=md, prior=prior)
+    assert not plan.build_created
+    assert kinds(plan) == [f"Deployment/fraud-{OLD_REV}"]
+    assert plan.revisions.apply[0]["spec"]["replicas"] == 2
+    # REV keeps serving until OLD is ready again; OLD is no longer retired.
+    assert (
+        plan.revisions.stable == REV and plan.revisions.retired == () and plan.revisions.scale == ()
+    )
+
+
+def test_legacy_deployment_serves_until_the_revision_deployment_is_ready(
+    settings: OperatorSettings,
+) -> None:
+    legacy = deployment(MD, REV, settings, replicas=3, legacy=True)
+    observed = Observed(
+        jobs=(job(REV, "Succeeded"),), serving=Serving(deployments=(legacy,), service=service(None))
+    )
+    plan = plan_for(observed, settings)
+    # The per-revision Deployment comes up beside it at the same revision; the Service stays.
+    assert kinds(plan) == [f"Deployment/fraud-{REV}", f"Service/fraud-{REV}"]
+    assert plan.revisions.stable == REV and plan.revisions.stable_deployment == "fraud"
+    assert plan.revisions.scale == (("fraud", 1),)  # the legacy Deployment follows the wanted size
+
+
+def test_a_legacy_deployment_of_the_revision_means_it_is_built(settings: OperatorSettings) -> None:
+    legacy = deployment(MD, REV, settings, legacy=True)
+    plan = plan_for(
+        Observed(serving=Serving(deployments=(legacy,), service=service(None))), settings
+    )
+    assert not plan.build_created
+    assert kinds(plan) == [f"Deployment/fraud-{REV}", f"Service/fraud-{REV}"]
+
+
+def test_legacy_deployment_is_deleted_after_the_service_moved_and_drained(
+    settings: OperatorSettings,
+) -> None:
+    legacy = deployment(MD, REV, settings, legacy=True)
+    observed = Observed(
+        jobs=(job(REV, "Succeeded"),),
+        serving=Serving(
+            deployments=(legacy, deployment(MD, REV, settings)),
+            service=service(None),
+            revision_services=(own_service(MD, REV),),
+        ),
+    )
+    moved = plan_for(observed, settings)
+    assert kinds(moved) == ["Service/fraud"] and moved.revisions.replaced == REV
+    assert (
+        moved.revisions.retired == (retired(REV, NOW, name="fraud"),)
+        and moved.revisions.delete == ()
+    )
+    drained = plan_for(
+        dataclasses.replace(
+            observed, serving=dataclasses.replace(observed.serving, service=service(REV))
+        ),
+        settings,
+        prior=remembering(*moved.revisions.retired),
+        now=NOW + datetime.timedelta(seconds=settings.drain_seconds),
+    )
+    assert drained.revisions.delete == (("Deployment", "fraud"),) and drained.revisions.scale == ()
+    assert drained.revisions.retired == ()
 
 
 def test_failed_build_is_not_retried_by_planning(settings: OperatorSettings) -> None:
-    plan = planning.plan(MD, Observed(jobs=(job(REV, "Failed"),)), settings)
+    plan = plan_for(Observed(jobs=(job(REV, "Failed"),)), settings)
     assert plan.writes == 0
 
 
@@ -137,8 +386,74 @@ def test_superseded_running_builds_are_deleted_and_history_is_bounded() -> None:
         job("c", "Running", "2026-01-03T00:00:00Z"),
         job(REV, "Running", "2026-01-04T00:00:00Z"),
     )
-    plan = planning.plan(MD, Observed(jobs=jobs), settings)
+    plan = plan_for(Observed(jobs=jobs), settings)
     assert set(plan.delete_jobs) == {"fraud-build-c", "fraud-build-a"}
+
+
+WATCHED = make_md(
+    {"model": {"uri": "s3://models/fraud/model.onnx"}, "monitoring": {"podMonitor": True}}
+)
+
+
+def pod_monitor(owner: str = "uid-1") -> dict[str, Any]:
+    body = render.render_pod_monitor(WATCHED)
+    body["metadata"]["ownerReferences"][0]["uid"] = owner
+    return body
+
+
+@pytest.mark.parametrize(
+    ("seen", "applied", "outcome"),
+    [
+        # Wanted and absent: applied, and present if the apply succeeds.
+        (ObservedChild("PodMonitor", "fraud"), 1, ({"PodMonitor": "fraud"}, (), ())),
+        # Wanted and already as desired: nothing to write.
+        (
+            ObservedChild("PodMonitor", "fraud", pod_monitor()),
+            0,
+            ({"PodMonitor": "fraud"}, (), ()),
+        ),
+        # Someone else's object of that name: left alone, and said.
+        (
+            ObservedChild("PodMonitor", "fraud", pod_monitor("someone")),
+            0,
+            ({}, (), ("PodMonitor fraud exists and is not owned by md/fraud",)),
+        ),
+        # prometheus-operator's CRDs not installed: a condition, not a failure.
+        (
+            ObservedChild("PodMonitor", "fraud", served=False),
+            0,
+            ({}, ("PodMonitor",), ()),
+        ),
+    ],
+    ids=["absent", "converged", "not-ours", "crds-missing"],
+)
+def test_monitoring_children_go_through_planning(
+    seen: ObservedChild,
+    applied: int,
+    outcome: tuple[dict[str, str], tuple[str, ...], tuple[str, ...]],
+    settings: OperatorSettings,
+) -> None:
+    plan = plan_for(Observed(monitoring=(seen,)), settings, md=WATCHED)
+    assert len(plan.monitoring.apply) == applied and plan.monitoring.delete == ()
+    expected = plan.monitoring.expected
+    assert (expected.present, expected.kinds_not_served, expected.errors) == outcome
+
+
+def test_a_monitoring_child_switched_off_is_deleted_once(settings: OperatorSettings) -> None:
+    made = AT_REST.model_copy(update={"monitoring": api.MonitoringStatus(pod_monitor="fraud")})
+    assert plan_for(Observed(), settings, prior=made).monitoring.delete == (
+        ("PodMonitor", "fraud"),
+    )
+    assert plan_for(Observed(), settings).monitoring.delete == ()
+
+
+def test_the_feedback_key_secret_is_created_once(settings: OperatorSettings) -> None:
+    first = planning.plan(
+        MD, Observed(), settings, api.ModelDeploymentStatus(), NOW, new_key=b"k" * 32
+    )
+    (secret,) = first.create
+    assert secret["kind"] == "Secret" and secret["metadata"]["name"] == "fraud-feedback-key"
+    assert plan_for(Observed(), settings).create == ()
 
 
 @pytest.mark.parametrize(
@@ -156,7 +471,7 @@ def test_superseded_running_builds_are_deleted_and_history_is_bounded() -> None:
     ],
 )
 def test_contains(actual: Any, desired: Any, expected: bool) -> None:
-    assert planning.contains(actual, desired) is expected
+    assert drift.contains(actual, desired) is expected
 
 
 def test_summary_parsing() -> None:
@@ -165,12 +480,12 @@ def test_summary_parsing() -> None:
         '{"name": "fp32", "sha256": "1"}, {"name": "int8", "sha256": "2", "accuracy": 0.97, '
         '"p50Ms": 0.4, "p99Ms": 0.9, "selected": true}]}'
     )
-    summary = planning.parse_summary(text)
+    summary = builds.parse_summary(text)
     assert summary is not None and summary.ok and summary.digest == "2"
     assert summary.variants[1].p50_ms == 0.4
-    assert planning.parse_summary('{"ok": false, "error": "404 from s3"}').error == "404 from s3"  # type: ignore[union-attr]
-    assert planning.parse_summary("Traceback ...") is None
-    assert planning.parse_summary(None) is None
+    assert builds.parse_summary('{"ok": false, "error": "404 from s3"}').error == "404 from s3"  # type: ignore[union-attr]
+    assert builds.parse_summary("Traceback ...") is None
+    assert builds.parse_summary(None) is None
 
 
 def test_job_observation() -> None:

@@ -69,7 +69,7 @@ def test_file_store_is_a_host_path() -> None:
     assert {"name": "artifacts", "mountPath": "/var/lib/ms", "readOnly": False} in pod[
         "containers"
     ][0]["volumeMounts"]
-    dep = render.render_deployment(md, "abc", settings)
+    dep = render.render_deployment(md, naming.RevisionIdentity.of(md, "abc"), settings, 1)
     init = dep["spec"]["template"]["spec"]["initContainers"][0]
     assert init["args"] == [
         "--source",
@@ -88,12 +88,24 @@ def test_deployment_serves_the_revision_and_never_drops_ready_pods(
         "replicas": 3,
     }
     md = make_md(spec)
-    dep = render.render_deployment(md, "r1", settings)
+    dep = render.render_deployment(md, naming.RevisionIdentity.of(md, "r1"), settings, 3)
+    assert dep["metadata"]["name"] == "fraud-r1"
     assert dep["spec"]["replicas"] == 3
     assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
-    assert dep["spec"]["selector"]["matchLabels"] == naming.server_selector("fraud")
+    assert dep["spec"]["selector"]["matchLabels"] == {
+        **naming.server_selector("fraud"),
+        naming.REVISION_LABEL: "r1",
+        # Pods of the single-Deployment layout carry the revision label too: never selected.
+        naming.DEPLOYMENT_LABEL: "fraud-r1",
+    }
     pod = dep["spec"]["template"]
     assert pod["metadata"]["labels"][naming.REVISION_LABEL] == "r1"
+    # A stopping pod answers through the endpoint propagation, and its grace period covers
+    # that drain plus the runtime's wait for in-flight requests.
+    assert pod["spec"]["containers"][0]["lifecycle"] == {
+        "preStop": {"sleep": {"seconds": settings.drain_seconds}}
+    }
+    assert pod["spec"]["terminationGracePeriodSeconds"] > settings.drain_seconds + 30
     server = pod["spec"]["containers"][0]
     assert server["command"] == ["modelship-runtime", "serve"]
     assert _arg(server["args"], "--model") == "/models/r1"
@@ -105,18 +117,24 @@ def test_deployment_serves_the_revision_and_never_drops_ready_pods(
 def test_image_override(settings: OperatorSettings) -> None:
     md = make_md({"model": {"uri": "s3://m/model.onnx"}, "runtime": {"image": "me/rt:1"}})
     assert (
-        render.render_deployment(md, "r", settings)["spec"]["template"]["spec"]["containers"][0][
-            "image"
-        ]
+        render.render_deployment(md, naming.RevisionIdentity.of(md, "r"), settings, 1)["spec"][
+            "template"
+        ]["spec"]["containers"][0]["image"]
         == "me/rt:1"
     )
 
 
-def test_service_selects_the_serving_pods() -> None:
-    svc = render.render_service(make_md())
+def test_model_service_selects_the_given_pods_and_each_revision_has_its_own() -> None:
+    md = make_md()
+    identity = naming.RevisionIdentity.of(md, "r1")
+    svc = render.render_service(md, identity.selector)
     assert svc["metadata"]["name"] == "fraud"
-    assert svc["spec"]["selector"] == naming.server_selector("fraud")
+    assert svc["spec"]["selector"][naming.REVISION_LABEL] == "r1"
     assert [p["port"] for p in svc["spec"]["ports"]] == [8080, 8081]
+    own = render.render_revision_service(identity)
+    assert own["metadata"]["name"] == "fraud-r1"
+    assert own["spec"]["selector"] == svc["spec"]["selector"]
+    assert own["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
 
 
 def test_file_store_is_prepared_for_the_non_root_runtime() -> None:
@@ -164,7 +182,8 @@ def test_serving_pods_mount_the_token_key_and_the_secret_holds_it(
     settings: OperatorSettings,
 ) -> None:
     md = make_md()
-    deployment = render.render_deployment(md, md.spec.revision(), settings)
+    identity = naming.RevisionIdentity.of(md, md.spec.revision())
+    deployment = render.render_deployment(md, identity, settings, 1)
     pod = deployment["spec"]["template"]["spec"]
     (volume,) = [v for v in pod["volumes"] if v["name"] == "feedback-key"]
     assert (

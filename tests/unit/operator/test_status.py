@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from modelship import api, monitoring, status
-from modelship.planning import BuildSummary
+from modelship.builds import BuildSummary
 
 from .conftest import make_md
 
@@ -39,6 +39,18 @@ def facts(**changes: Any) -> status.Facts:
     return dataclasses.replace(BASE, **changes)
 
 
+def starting(old_ready: int) -> status.Facts:
+    """Built revision REV starting (1 of 3 pods ready) while revision "old" serves."""
+    return facts(
+        build_state="Succeeded",
+        summary=OK,
+        serving_revision="old",
+        ready_replicas=old_ready,
+        replicas=3,
+        starting=status.Starting(ready_replicas=1, wanted=3),
+    )
+
+
 def cond(st: api.ModelDeploymentStatus, type_: str) -> api.Condition:
     return next(c for c in st.conditions if c.type == type_)
 
@@ -63,13 +75,17 @@ STABLE_SAME = api.ModelDeploymentStatus(
         (
             STABLE_OTHER,
             facts(build_state="Failed", serving_revision="old", ready_replicas=2, replicas=2),
-            ("Degraded", "False", "False", "True", "False"),
+            # The old revision still answers: Ready stays True while the new one is degraded.
+            ("Degraded", "True", "False", "True", "False"),
         ),
         (
             STABLE_OTHER,
             facts(build_state="Running", serving_revision="old", ready_replicas=2),
-            ("Building", "False", "True", "False", "Unknown"),
+            ("Building", "True", "True", "False", "Unknown"),
         ),
+        # A new revision starts beside the old one: Ready follows the old one's ready pods.
+        (STABLE_OTHER, starting(old_ready=3), ("Deploying", "True", "True", "False", "True")),
+        (STABLE_OTHER, starting(old_ready=0), ("Deploying", "False", "True", "False", "True")),
         (
             api.ModelDeploymentStatus(),
             facts(build_state="Succeeded", summary=OK, serving_revision=REV),
@@ -124,6 +140,7 @@ def test_failed_build_carries_the_cause_and_log_tail() -> None:
 
 
 def test_ready_records_stable_revision_digest_and_replacement() -> None:
+    gone = api.RetiredRevision(revision="old", deployment="fraud-old", since=T0)
     f = facts(
         build_state="Succeeded",
         summary=OK,
@@ -131,11 +148,36 @@ def test_ready_records_stable_revision_digest_and_replacement() -> None:
         rolled_out=True,
         replicas=1,
         ready_replicas=1,
+        replaced="old",
+        retired=(gone,),
     )
     new = status.derive_status(MD.spec, 1, STABLE_OTHER, f, T0)
     assert new.revisions is not None and new.revisions.stable is not None
     assert new.revisions.stable.revision == REV and new.revisions.stable.digest == "d1g"
+    assert new.revisions.retired == [gone]
     assert new.last_decision is not None and new.last_decision.action == "Replaced"
+    assert f"revision {REV} replaced old" in new.last_decision.reason
+    events = status.transition_events(STABLE_OTHER, new)
+    assert any(e.reason == "Replaced" for e in events)
+    # The next reconcile, with nothing new, decides nothing new.
+    again = status.derive_status(MD.spec, 1, new, dataclasses.replace(f, replaced=None), T1)
+    assert again.last_decision == new.last_decision
+
+
+def test_a_starting_revision_says_what_serves_meanwhile() -> None:
+    new = status.derive_status(MD.spec, 1, STABLE_OTHER, starting(old_ready=3), T0)
+    progressing = cond(new, "Progressing")
+    assert progressing.reason == "RevisionStarting"
+    assert f"starting revision {REV}: 1/3 replicas ready" in progressing.message
+    assert "revision old serves 3/" in cond(new, "Ready").message
+    assert new.revisions is not None and new.revisions.stable == api.RevisionRef(revision="old")
+
+
+def test_retirement_events() -> None:
+    gone = api.RetiredRevision(revision="old", deployment="fraud-old", since=T0)
+    events = status.retirement_events((gone,), (("Deployment", "fraud"), ("Service", "x")), 10)
+    assert [e.reason for e in events] == ["RevisionScaledToZero", "RevisionDeleted"]
+    assert "after a 10 s drain" in events[0].message
 
 
 def test_transition_time_moves_only_when_status_flips() -> None:
@@ -206,7 +248,11 @@ def test_monitoring_condition(
     outcome: monitoring.Outcome, expected: tuple[str, str, str] | None
 ) -> None:
     new = status.derive_status(
-        MD.spec, 1, api.ModelDeploymentStatus(), facts(monitoring=outcome), T0
+        MD.spec,
+        1,
+        api.ModelDeploymentStatus(),
+        facts(monitoring=monitoring.condition(outcome), monitoring_status=outcome.status()),
+        T0,
     )
     found = next((c for c in new.conditions if c.type == "Monitoring"), None)
     if expected is None:

@@ -1,0 +1,265 @@
+"""The lifecycle of a ModelDeployment's revisions (pure): a Deployment and a Service per
+revision; the model's Service moves to a new revision once all its pods are ready; a replaced
+revision drains, then sleeps at zero replicas for a while, so going back needs no rebuild."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from modelship import api, naming, render
+from modelship.drift import contains
+from modelship.settings import OperatorSettings
+
+
+@dataclass(frozen=True)
+class ObservedDeployment:
+    """A serving Deployment as read from the cluster (or as returned by an apply)."""
+
+    body: dict[str, Any]
+    name: str
+    generation: int
+    revision: str | None
+    spec_replicas: int
+    replicas: int
+    ready_replicas: int
+    rolled_out: bool
+    # Made by operators before per-revision Deployments: named like the model, its selector
+    # spans every revision; migrated away by the first reconcile that sees it.
+    legacy: bool
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> ObservedDeployment:
+        """Read the rollout facts from a Deployment object."""
+        meta, spec = body.get("metadata", {}), body.get("spec", {})
+        status = body.get("status") or {}
+        template_meta = (spec.get("template") or {}).get("metadata") or {}
+        revision = (template_meta.get("annotations") or {}).get(naming.REVISION_ANNOTATION)
+        selector = (spec.get("selector") or {}).get("matchLabels") or {}
+        wanted = int(spec.get("replicas", 1))
+        current = status.get("observedGeneration", 0) >= meta.get("generation", 1)
+        updated = int(status.get("updatedReplicas", 0))
+        total = int(status.get("replicas", 0))
+        ready = int(status.get("readyReplicas", 0))
+        return cls(
+            body=body,
+            name=meta.get("name", ""),
+            generation=int(meta.get("generation", 0)),
+            revision=revision,
+            spec_replicas=wanted,
+            replicas=total,
+            ready_replicas=ready,
+            rolled_out=current and updated == wanted and total == wanted and ready >= wanted,
+            legacy=naming.REVISION_LABEL not in selector,
+        )
+
+
+@dataclass(frozen=True)
+class Serving:
+    """The serving children as observed: every revision's Deployment and Service, and the
+    model's Service."""
+
+    deployments: tuple[ObservedDeployment, ...] = ()
+    service: dict[str, Any] | None = None
+    revision_services: tuple[dict[str, Any], ...] = ()
+
+    def deployment(self, revision: str) -> ObservedDeployment | None:
+        """The Deployment of a revision (never the legacy one), if any."""
+        return next((d for d in self.deployments if d.revision == revision and not d.legacy), None)
+
+    def built(self, revision: str) -> bool:
+        """Whether some Deployment (a legacy one included) serves or served this revision: its
+        build was published, so it needs none."""
+        return any(d.revision == revision for d in self.deployments)
+
+    def revision_service(self, name: str) -> dict[str, Any] | None:
+        """A revision's Service, if any."""
+        return next((s for s in self.revision_services if s["metadata"]["name"] == name), None)
+
+    def selected(self) -> ObservedDeployment | None:
+        """The Deployment whose pods the model's Service selects now (with no Service yet, a
+        legacy Deployment: it carried the traffic)."""
+        if self.service is None:
+            return next((d for d in self.deployments if d.legacy), None)
+        selector = (self.service.get("spec") or {}).get("selector") or {}
+        selected = selector.get(naming.REVISION_LABEL)
+        if selected is None:
+            return next((d for d in self.deployments if d.legacy), None)
+        return self.deployment(selected)
+
+
+@dataclass(frozen=True)
+class RevisionPlan:
+    """What the revision lifecycle changes in one reconcile."""
+
+    apply: tuple[dict[str, Any], ...] = ()
+    scale: tuple[tuple[str, int], ...] = ()
+    delete: tuple[tuple[str, str], ...] = ()
+    # The revision the model's Service selects once the plan is carried out, and its Deployment.
+    stable: str | None = None
+    stable_deployment: str | None = None
+    # Set when this plan moves the Service: the revision that stops receiving traffic.
+    replaced: str | None = None
+    retired: tuple[api.RetiredRevision, ...] = ()
+    # Deployments scaled to zero by this plan (drained, out of traffic): one Event each.
+    slept: tuple[api.RetiredRevision, ...] = ()
+    # Seconds until the object must be reconciled again although nothing changes (a drain).
+    requeue_after: float | None = None
+
+
+def plan_revisions(
+    md: api.ModelDeployment,
+    serving: Serving,
+    *,
+    built: bool,
+    retired_before: Sequence[api.RetiredRevision],
+    settings: OperatorSettings,
+    now: datetime.datetime,
+) -> RevisionPlan:
+    """Decide the serving children of a ModelDeployment whose current revision is `built` or
+    not yet.
+
+    Until every wanted pod of the current revision is ready, the revision the Service selects
+    keeps serving at the wanted size.
+    """
+    revision = md.spec.revision()
+    wanted = md.spec.desired_replicas()
+    current = serving.deployment(revision)
+    selected = serving.selected()
+    apply: list[dict[str, Any]] = []
+    # The Deployment the model's Service selects after this plan: (name, revision, legacy).
+    target: tuple[str, str | None, bool] | None = None
+    if selected is not None:
+        target = (selected.name, selected.revision, selected.legacy)
+    replaced: ObservedDeployment | None = None
+    if built:
+        identity = naming.RevisionIdentity.of(md, revision)
+        desired = render.render_deployment(md, identity, settings, wanted)
+        unchanged = current is not None and contains(current.body, desired)
+        if not unchanged:
+            apply.append(desired)
+        own_service = render.render_revision_service(identity)
+        found = serving.revision_service(identity.name)
+        if found is None or not contains(found, own_service):
+            apply.append(own_service)
+        ready = unchanged and current is not None and current.rolled_out
+        if selected is None:
+            # The first revision: nothing else serves, so the Service selects it at once.
+            target = (identity.name, revision, False)
+        elif selected is not current and ready:
+            replaced, target = selected, (identity.name, revision, False)
+    scale: list[tuple[str, int]] = []
+    # The revision that serves follows the wanted size until it is replaced.
+    if (
+        selected is not None
+        and selected is not current
+        and target is not None
+        and target[0] == selected.name
+        and selected.spec_replicas != wanted
+    ):
+        scale.append((selected.name, wanted))
+
+    if target is not None:
+        _, chosen, legacy = target
+        selector = (
+            naming.server_selector(md.name)
+            if legacy or chosen is None
+            else naming.RevisionIdentity.of(md, chosen).selector
+        )
+        service = render.render_service(md, selector)
+        if serving.service is None or not contains(serving.service, service):
+            apply.append(service)
+
+    keep = {naming.revision_name(md.name, revision)} | ({target[0]} if target else set())
+    retired, slept, delete, requeue = _retire(
+        serving, retired_before, keep=keep, replaced=replaced, settings=settings, now=now
+    )
+    scale += [(r.deployment, 0) for r in slept]
+    return RevisionPlan(
+        apply=tuple(apply),
+        scale=tuple(scale),
+        delete=tuple(delete),
+        stable=target[1] if target is not None else None,
+        stable_deployment=target[0] if target is not None else None,
+        replaced=replaced.revision if replaced is not None else None,
+        retired=tuple(retired),
+        slept=tuple(slept),
+        requeue_after=requeue,
+    )
+
+
+def _is_legacy(serving: Serving, name: str) -> bool:
+    return any(d.legacy and d.name == name for d in serving.deployments)
+
+
+def _retire(
+    serving: Serving,
+    retired_before: Sequence[api.RetiredRevision],
+    *,
+    keep: set[str],
+    replaced: ObservedDeployment | None,
+    settings: OperatorSettings,
+    now: datetime.datetime,
+) -> tuple[
+    list[api.RetiredRevision],
+    list[api.RetiredRevision],
+    list[tuple[str, str]],
+    float | None,
+]:
+    """Every Deployment neither serving nor starting is retired: drained for `drain_seconds`
+    from when it left the Service, then scaled to zero (a legacy one is deleted), and deleted
+    with its Service once more than `kept_revisions` newer ones are kept.
+
+    Returns (still kept, to scale to zero now, (kind, name) to delete, seconds to the next drain
+    end).
+    """
+    stamp = _rfc3339(now)
+    known = {r.deployment: r for r in retired_before}
+    retired: list[api.RetiredRevision] = []
+    for dep in serving.deployments:
+        if dep.name in keep:
+            continue
+        entry = known.get(dep.name)
+        if entry is None or (replaced is not None and dep.name == replaced.name):
+            # Left traffic now, or unknown (a start-up that never served, a status lost in a
+            # crash): drain from now either way, which never cuts a request short.
+            entry = api.RetiredRevision(
+                revision=dep.revision or "unknown", deployment=dep.name, since=stamp
+            )
+        retired.append(entry)
+    retired.sort(key=lambda r: (r.since, r.deployment), reverse=True)
+
+    slept: list[api.RetiredRevision] = []
+    delete: list[tuple[str, str]] = []
+    requeue: float | None = None
+    kept: list[api.RetiredRevision] = []
+    by_name = {d.name: d for d in serving.deployments}
+    for entry in retired:
+        dep = by_name[entry.deployment]
+        left = settings.drain_seconds - (now - _parse_rfc3339(entry.since)).total_seconds()
+        if left > 0:
+            requeue = left if requeue is None else min(requeue, left)
+            kept.append(entry)
+            continue
+        if dep.legacy:
+            delete.append(("Deployment", dep.name))  # its Service is the model's: kept
+            continue
+        if len([k for k in kept if not _is_legacy(serving, k.deployment)]) >= (
+            settings.kept_revisions
+        ):
+            delete += [("Deployment", dep.name), ("Service", dep.name)]
+            continue
+        if dep.spec_replicas > 0:
+            slept.append(entry)
+        kept.append(entry)
+    return kept, slept, delete, requeue
+
+
+def _rfc3339(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_rfc3339(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
