@@ -60,7 +60,8 @@ binaries: ## build Kubernetes, etcd, CoreDNS, MinIO, Prometheus and prometheus-o
 	@bash hack/build-binaries.sh all
 	@bash hack/build-s3.sh >/dev/null
 	@bash hack/build-monitoring.sh all
-	@bash hack/build-kind-check.sh >/dev/null
+	@bash hack/build-go-tool.sh kind-check >/dev/null
+	@bash hack/build-go-tool.sh kstatus >/dev/null
 
 .PHONY: cluster-up
 cluster-up: binaries ## start the local cluster (no-op when up); kubeconfig in .cluster/kubeconfig

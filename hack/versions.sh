@@ -13,4 +13,4 @@ PROMETHEUS_MODULE_VERSION=${PROMETHEUS_MODULE_VERSION:-v0.316.0}
 PROMETHEUS_BIN=$MODELSHIP_CACHE/bin/prometheus-$PROMETHEUS_VERSION
 PROM_OPERATOR_VERSION=${PROM_OPERATOR_VERSION:-v0.85.0}
 PROM_OPERATOR_BIN=$MODELSHIP_CACHE/bin/prometheus-operator-$PROM_OPERATOR_VERSION
-# kind-check (hack/build-kind-check.sh) takes its kind version from hack/kind-check/go.mod.
+# kind-check and kstatus (hack/build-go-tool.sh) take their versions from hack/<tool>/go.mod.

@@ -1,7 +1,7 @@
 """kind-config.yaml decodes strictly into kind's own v1alpha4 types (hack/kind-check).
 
 No Docker daemon runs here, so the kind cluster itself is never created; this is the only
-check its config gets. The checker is built by hack/build-kind-check.sh when missing.
+check its config gets. The checker is built by hack/build-go-tool.sh kind-check when missing.
 """
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "kind-config.yaml"
-BUILD = ROOT / "hack" / "build-kind-check.sh"
+BUILD = ROOT / "hack" / "build-go-tool.sh"
 
 
 @pytest.fixture(scope="module")
 def kind_check() -> Path:
     """The cached checker, built through the hack script (a no-op when cached)."""
     built = subprocess.run(
-        ["bash", str(BUILD)], cwd=ROOT, capture_output=True, text=True, timeout=900, check=False
+        ["bash", str(BUILD), "kind-check"], cwd=ROOT, capture_output=True, text=True, timeout=900, check=False
     )
     path = Path(built.stdout.strip().splitlines()[-1]) if built.stdout.strip() else None
     if built.returncode != 0 or path is None or not path.is_file():
         pytest.fail(
-            f"hack/build-kind-check.sh could not build the kind config checker "
+            f"hack/build-go-tool.sh kind-check could not build the kind config checker "
             f"(exit {built.returncode}); it needs Go and the Go module proxy.\n{built.stderr}",
             pytrace=False,
         )
