@@ -426,6 +426,14 @@ class Rollout(Model):
     traffic_router: TrafficRouter = Field(
         default_factory=TrafficRouter, description="How traffic is split."
     )
+    progress_deadline_seconds: int = Field(
+        default=600,
+        ge=10,
+        le=86400,
+        description="A new revision whose pods are not all ready this long after it started is "
+        "failed: scaled to zero, never retried by itself until the spec changes, while the "
+        "stable revision keeps serving (Stalled=True names it and what its pods report).",
+    )
 
 
 class Slo(Model):
@@ -559,6 +567,30 @@ class RetiredRevision(Model):
     )
 
 
+class StartingRevision(Model):
+    """A revision whose pods are starting: the clock of its progress deadline."""
+
+    revision: str = Field(description="The starting revision.")
+    since: str = Field(
+        description="When it started (RFC 3339).", json_schema_extra={"format": "date-time"}
+    )
+
+
+class FailedRevision(Model):
+    """A revision that missed its progress deadline; kept at zero replicas until the spec
+    changes."""
+
+    revision: str = Field(description="The failed revision.")
+    generation: int = Field(ge=0, description="Generation of the spec it failed under.")
+    reason: str = Field(description="CamelCase cause, e.g. ProgressDeadlineExceeded.")
+    message: str = Field(
+        max_length=4096, description="What its pods reported (waiting reasons, last exits)."
+    )
+    at: str = Field(
+        description="When it failed (RFC 3339).", json_schema_extra={"format": "date-time"}
+    )
+
+
 class Revisions(Model):
     """The revisions the operator knows about."""
 
@@ -567,6 +599,12 @@ class Revisions(Model):
     )
     stable: RevisionRef | None = Field(
         default=None, description="Revision the model's Service sends traffic to."
+    )
+    starting: StartingRevision | None = Field(
+        default=None, description="The current revision while its pods start (its deadline clock)."
+    )
+    failed: FailedRevision | None = Field(
+        default=None, description="The current revision, when it missed its progress deadline."
     )
     retired: list[RetiredRevision] = Field(
         default_factory=list,

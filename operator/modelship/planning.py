@@ -4,15 +4,21 @@ and the feedback-key Secret, through this one path."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelship import api, monitoring, naming, render
+from modelship import pods as podstate
 from modelship.builds import ObservedJob, stale_jobs
 from modelship.drift import contains
 from modelship.revisions import RevisionPlan, Serving, plan_revisions
 from modelship.settings import OperatorSettings
+
+# A scheduled pod that has started no container for this long is taken as stuck (a missing
+# volume source); image pulls are local on our nodes, a normal start takes a second or two.
+STUCK_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,8 @@ class Observed:
     jobs: tuple[ObservedJob, ...] = ()
     serving: Serving = field(default_factory=Serving)
     monitoring: tuple[ObservedChild, ...] = ()
+    # Every serving pod of the model (what failing pods report; pods stuck before starting).
+    pods: tuple[dict[str, Any], ...] = ()
 
     def job(self, revision: str) -> ObservedJob | None:
         """The build Job of a revision, if any."""
@@ -103,18 +111,27 @@ def plan(
         apply.append(render.render_build_job(md, revision, settings))
         build_created = True
     create: list[dict[str, Any]] = []
-    if prior.feedback_key_secret != naming.feedback_key_name(md.name):
-        # Status remembers it was made, so a restarted operator makes no request for it.
+    # Status remembers the key Secret was made, so a model at rest makes no request for it. The
+    # operator may not read Secrets: a pod that cannot start is how a deleted key shows, and
+    # creating it again is harmless when it exists (the apiserver answers 409).
+    stuck, recheck = podstate.stuck_before_start(observed.pods, now, STUCK_SECONDS)
+    if prior.feedback_key_secret != naming.feedback_key_name(md.name) or stuck:
         create.append(render.render_feedback_key_secret(md, new_key))
 
     revisions = plan_revisions(
         md,
         observed.serving,
         built=built,
-        retired_before=prior.revisions.retired if prior.revisions else (),
+        prior=prior.revisions,
+        pods=observed.pods,
         settings=settings,
         now=now,
     )
+    if recheck is not None:
+        later = revisions.requeue_after
+        revisions = dataclasses.replace(
+            revisions, requeue_after=recheck if later is None else min(later, recheck)
+        )
     kept = {revision} | {r.revision for r in revisions.retired}
     if revisions.stable is not None:
         kept.add(revisions.stable)

@@ -147,10 +147,11 @@ class Reconciler:
         server = naming.server_selector(md.name)
         build = {"app.kubernetes.io/instance": md.name, "app.kubernetes.io/component": "build"}
         wanted = planning.wanted_monitoring(md, self.settings.runbook_url)
-        jobs_raw, deployments_raw, services_raw, *children = await asyncio.gather(
+        jobs_raw, deployments_raw, services_raw, pods_raw, *children = await asyncio.gather(
             self.client.list_objects("Job", md.namespace, build),
             self.client.list_objects("Deployment", md.namespace, server),
             self.client.list_objects("Service", md.namespace, server),
+            self.client.list_objects("Pod", md.namespace, server),
             *(self._observe_child(md, c.kind, c.name) for c in wanted),
         )
 
@@ -173,6 +174,7 @@ class Reconciler:
                 revision_services=tuple(s for s in services if s["metadata"]["name"] != entry),
             ),
             monitoring=tuple(children),
+            pods=tuple(pods_raw),
         )
 
     async def _observe_child(
@@ -280,25 +282,9 @@ class Reconciler:
     async def _report_error(self, md: api.ModelDeployment, exc: Exception) -> None:
         """Show a reconcile that keeps failing in status (Degraded), so it is never silent."""
         prior = self._last.get(md.uid, md.status)
-        now = utcnow()
-        message = f"reconcile failed (retried with backoff): {exc}"[:2000]
-        degraded = api.Condition(
-            type="Degraded",
-            status="True",
-            reason="ReconcileError",
-            message=message,
-            last_transition_time=now,
-            observed_generation=md.generation,
-        )
-        old = next((c for c in prior.conditions if c.type == "Degraded"), None)
-        if old is not None and old.status == "True":
-            degraded = degraded.model_copy(
-                update={"last_transition_time": old.last_transition_time}
-            )
-        if old == degraded:
+        new = status.reconcile_error(prior, md.generation, str(exc), utcnow())
+        if new == prior:
             return
-        conditions = [c for c in prior.conditions if c.type != "Degraded"] + [degraded]
-        new = prior.model_copy(update={"conditions": conditions, "phase": prior.phase or "Failed"})
         try:
             await self._write_status(md, new)
             self._last[md.uid] = new
@@ -367,6 +353,8 @@ class Reconciler:
             else status.Starting(current.ready_replicas, md.spec.desired_replicas()),
             replaced=plan.revisions.replaced,
             retired=plan.revisions.retired,
+            starting_clock=plan.revisions.starting,
+            failed=plan.revisions.failed,
         )
 
     async def _read_build_outcome(

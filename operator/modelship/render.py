@@ -259,6 +259,7 @@ def render_deployment(
         selector=identity.selector,
         pod_labels=identity.labels,
         drain_seconds=settings.drain_seconds,
+        progress_deadline_seconds=md.spec.rollout.progress_deadline_seconds,
         # Covers the preStop drain, then the runtime's own wait for in-flight requests.
         grace_seconds=settings.drain_seconds + RUNTIME_DRAIN_TIMEOUT_SECONDS + 5,
         image=_image(md, settings),

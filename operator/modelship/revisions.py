@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelship import api, naming, render
+from modelship import pods as podstate
 from modelship.drift import contains
 from modelship.settings import OperatorSettings
 
@@ -29,6 +30,8 @@ class ObservedDeployment:
     # Made by operators before per-revision Deployments: named like the model, its selector
     # spans every revision; migrated away by the first reconcile that sees it.
     legacy: bool
+    # The Deployment controller's own verdict: no progress within progressDeadlineSeconds.
+    deadline_exceeded: bool = False
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> ObservedDeployment:
@@ -53,6 +56,10 @@ class ObservedDeployment:
             ready_replicas=ready,
             rolled_out=current and updated == wanted and total == wanted and ready >= wanted,
             legacy=naming.REVISION_LABEL not in selector,
+            deadline_exceeded=any(
+                c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+                for c in status.get("conditions") or []
+            ),
         )
 
 
@@ -105,7 +112,11 @@ class RevisionPlan:
     retired: tuple[api.RetiredRevision, ...] = ()
     # Deployments scaled to zero by this plan (drained, out of traffic): one Event each.
     slept: tuple[api.RetiredRevision, ...] = ()
-    # Seconds until the object must be reconciled again although nothing changes (a drain).
+    # The current revision while its pods start (the deadline clock), or once it failed.
+    starting: api.StartingRevision | None = None
+    failed: api.FailedRevision | None = None
+    # Seconds until the object must be reconciled again although nothing changes (a drain
+    # ending, a deadline).
     requeue_after: float | None = None
 
 
@@ -114,7 +125,8 @@ def plan_revisions(
     serving: Serving,
     *,
     built: bool,
-    retired_before: Sequence[api.RetiredRevision],
+    prior: api.Revisions | None,
+    pods: Sequence[dict[str, Any]] = (),
     settings: OperatorSettings,
     now: datetime.datetime,
 ) -> RevisionPlan:
@@ -122,29 +134,46 @@ def plan_revisions(
     not yet.
 
     Until every wanted pod of the current revision is ready, the revision the Service selects
-    keeps serving at the wanted size.
+    keeps serving at the wanted size. A revision not ready within its progress deadline is
+    failed: scaled to zero and left there until the spec changes.
     """
     revision = md.spec.revision()
     wanted = md.spec.desired_replicas()
     current = serving.deployment(revision)
     selected = serving.selected()
+    prior = prior or api.Revisions()
     apply: list[dict[str, Any]] = []
     # The Deployment the model's Service selects after this plan: (name, revision, legacy).
     target: tuple[str, str | None, bool] | None = None
     if selected is not None:
         target = (selected.name, selected.revision, selected.legacy)
     replaced: ObservedDeployment | None = None
+    failed = prior.failed
+    if failed is not None and (failed.revision != revision or failed.generation != md.generation):
+        failed = None  # the spec changed: the revision gets a new chance
+    starting: api.StartingRevision | None = None
+    deadline_in: float | None = None
     if built:
         identity = naming.RevisionIdentity.of(md, revision)
-        desired = render.render_deployment(md, identity, settings, wanted)
+        desired = render.render_deployment(
+            md, identity, settings, 0 if failed is not None else wanted
+        )
         unchanged = current is not None and contains(current.body, desired)
+        ready = failed is None and unchanged and current is not None and current.rolled_out
+        established = prior.stable is not None and prior.stable.revision == revision
+        if failed is None and not ready and not established:
+            starting, deadline_in = _clock(md, prior.starting, now)
+            if deadline_in <= 0 or (current is not None and current.deadline_exceeded):
+                failed = _failure(md, identity, current, pods, now)
+                starting, deadline_in = None, None
+                desired = render.render_deployment(md, identity, settings, 0)
+                unchanged = current is not None and contains(current.body, desired)
         if not unchanged:
             apply.append(desired)
         own_service = render.render_revision_service(identity)
         found = serving.revision_service(identity.name)
         if found is None or not contains(found, own_service):
             apply.append(own_service)
-        ready = unchanged and current is not None and current.rolled_out
         if selected is None:
             # The first revision: nothing else serves, so the Service selects it at once.
             target = (identity.name, revision, False)
@@ -174,9 +203,11 @@ def plan_revisions(
 
     keep = {naming.revision_name(md.name, revision)} | ({target[0]} if target else set())
     retired, slept, delete, requeue = _retire(
-        serving, retired_before, keep=keep, replaced=replaced, settings=settings, now=now
+        serving, prior.retired, keep=keep, replaced=replaced, settings=settings, now=now
     )
     scale += [(r.deployment, 0) for r in slept]
+    if deadline_in is not None:
+        requeue = deadline_in if requeue is None else min(requeue, deadline_in)
     return RevisionPlan(
         apply=tuple(apply),
         scale=tuple(scale),
@@ -186,7 +217,48 @@ def plan_revisions(
         replaced=replaced.revision if replaced is not None else None,
         retired=tuple(retired),
         slept=tuple(slept),
+        starting=starting,
+        failed=failed,
         requeue_after=requeue,
+    )
+
+
+def _clock(
+    md: api.ModelDeployment, before: api.StartingRevision | None, now: datetime.datetime
+) -> tuple[api.StartingRevision, float]:
+    """The starting revision's clock (kept from an earlier reconcile) and the seconds left."""
+    revision = md.spec.revision()
+    if before is not None and before.revision == revision:
+        starting = before
+    else:
+        starting = api.StartingRevision(revision=revision, since=_rfc3339(now))
+    elapsed = (now - _parse_rfc3339(starting.since)).total_seconds()
+    return starting, md.spec.rollout.progress_deadline_seconds - elapsed
+
+
+def _failure(
+    md: api.ModelDeployment,
+    identity: naming.RevisionIdentity,
+    current: ObservedDeployment | None,
+    pods: Sequence[dict[str, Any]],
+    now: datetime.datetime,
+) -> api.FailedRevision:
+    """The record of a revision that missed its deadline, in its pods' own words."""
+    selector = identity.selector.items()
+    own = [p for p in pods if selector <= ((p.get("metadata") or {}).get("labels") or {}).items()]
+    ready = current.ready_replicas if current is not None else 0
+    said = podstate.describe(own) or "its pods report no error (slow start? raise the deadline)"
+    message = (
+        f"revision {identity.revision} not ready within "
+        f"{md.spec.rollout.progress_deadline_seconds}s ({ready}/{md.spec.desired_replicas()} "
+        f"replicas ready): {said}"
+    )
+    return api.FailedRevision(
+        revision=identity.revision,
+        generation=md.generation,
+        reason="ProgressDeadlineExceeded",
+        message=message[:4096],
+        at=_rfc3339(now),
     )
 
 

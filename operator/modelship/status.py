@@ -37,6 +37,9 @@ class Facts:
     # The revision the Service moved away from in this reconcile, if it moved.
     replaced: str | None = None
     retired: tuple[api.RetiredRevision, ...] = ()
+    # The current revision's deadline clock while it starts, and its failure once it missed it.
+    starting_clock: api.StartingRevision | None = None
+    failed: api.FailedRevision | None = None
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,6 @@ def derive_status(
     mk = _Conditions({c.type: c for c in prior.conditions}, generation, now)
     build = _build_status(facts)
     desired = spec.desired_replicas()
-    serving_other = facts.serving_revision not in (None, facts.revision)
     stable = prior.revisions.stable if prior.revisions else None
     current = api.RevisionRef(
         revision=facts.revision,
@@ -159,46 +161,47 @@ def derive_status(
     selected = facts.serving_revision
     serving = selected is not None and facts.ready_replicas > 0
     serves_note = f"revision {selected} serves {facts.ready_replicas}/{desired} replicas"
+    keeps_serving = serving and selected != facts.revision
+    established = stable is not None and stable.revision == facts.revision
     phase: api.Phase
+    # The spec cannot be reached by itself: kstatus reads Stalled=True as Failed.
+    stalled = False
     if facts.build_state == "Failed":
-        phase = "Degraded" if serving and selected != facts.revision else "Failed"
+        phase = "Degraded" if keeps_serving else "Failed"
         reason, message = "BuildFailed", f"build of revision {facts.revision} failed: {build.error}"
+        stalled = True
+    elif facts.failed is not None:
+        phase = "Degraded" if keeps_serving else "Failed"
+        reason, message, stalled = facts.failed.reason, facts.failed.message, True
     elif facts.build_state == "Running":
         phase, reason = "Building", "BuildRunning"
         message = f"building revision {facts.revision} (Job {facts.job_name})"
-        if serving_other:
-            message += f"; {serves_note}"
     elif facts.starting is not None:
         phase, reason = "Deploying", "RevisionStarting"
         message = (
             f"starting revision {facts.revision}: {facts.starting.ready_replicas}/"
             f"{facts.starting.wanted} replicas ready; the Service moves to it when all are"
         )
-        if selected is not None:
-            message += f"; {serves_note}"
     elif facts.rolled_out and selected == facts.revision:
         phase, reason = "Ready", "ScaledToZero" if desired == 0 else "Serving"
         message = f"revision {facts.revision} serves {facts.ready_replicas}/{desired} replicas"
-    elif (
-        stable is not None
-        and stable.revision == facts.revision
-        and desired > 0
-        and facts.ready_replicas == 0
-    ):
+    elif established and selected == facts.revision:
+        # A revision that served fully and lost pods: degraded, never "rolling out".
         phase, reason = "Degraded", "ReplicasUnavailable"
-        message = f"no ready replica of revision {facts.revision} (0/{desired})"
+        message = f"revision {facts.revision}: {facts.ready_replicas}/{desired} replicas ready"
     else:
         phase, reason = "Deploying", "RollingOut"
         message = (
-            f"rolling out revision {facts.revision}: {facts.ready_replicas}/{desired} replicas "
-            "ready"
+            f"starting revision {facts.revision}: {facts.ready_replicas}/{desired} replicas ready"
         )
+    if keeps_serving and phase != "Ready":
+        message += f"; {serves_note}"
 
     progressing = phase in ("Building", "Deploying")
     degraded = phase in ("Degraded", "Failed")
     # Ready says whether the model answers: the revision the Service selects has a ready pod,
-    # whatever else is being built or started beside it.
-    answers = phase == "Ready" or (serving and phase != "Failed")
+    # whatever else is being built, started or failing beside it.
+    answers = phase == "Ready" or serving
     conditions = [
         mk.make(
             "Ready",
@@ -246,9 +249,9 @@ def derive_status(
     conditions.append(
         mk.make(
             "Stalled",
-            "True" if phase == "Failed" else "False",
-            reason if phase == "Failed" else "AsExpected",
-            message if phase == "Failed" else "",
+            "True" if stalled else "False",
+            reason if stalled else "AsExpected",
+            message if stalled else "",
         )
     )
     if facts.monitoring is not None:
@@ -274,7 +277,13 @@ def derive_status(
         phase=phase,
         observed_generation=generation,
         conditions=conditions,
-        revisions=api.Revisions(current=current, stable=stable, retired=list(facts.retired)),
+        revisions=api.Revisions(
+            current=current,
+            stable=stable,
+            starting=facts.starting_clock,
+            failed=facts.failed,
+            retired=list(facts.retired),
+        ),
         canary=None,
         build=build,
         last_decision=decision,
@@ -293,11 +302,13 @@ def transition_events(
     """Events for every transition between two statuses (none when nothing flipped)."""
     events: list[EventSpec] = []
     old_conds = {c.type: c for c in prior.conditions}
-    ready = next((c for c in new.conditions if c.type == "Ready"), None)
-    if new.phase != prior.phase and ready is not None:
-        warning = new.phase in ("Degraded", "Failed")
+    # Each phase is told by the condition that explains it.
+    warning = new.phase in ("Degraded", "Failed")
+    telling = "Degraded" if warning else ("Ready" if new.phase == "Ready" else "Progressing")
+    told = next((c for c in new.conditions if c.type == telling), None)
+    if new.phase != prior.phase and told is not None:
         events.append(
-            EventSpec("Warning" if warning else "Normal", new.phase or "Unknown", ready.message)
+            EventSpec("Warning" if warning else "Normal", new.phase or "Unknown", told.message)
         )
     for cond in new.conditions:
         old = old_conds.get(cond.type)
@@ -339,3 +350,27 @@ def retirement_events(
         if kind == "Deployment"
     ]
     return events
+
+
+def reconcile_error(
+    prior: api.ModelDeploymentStatus, generation: int, error: str, now: str
+) -> api.ModelDeploymentStatus:
+    """The status after a reconcile that failed (and is retried with backoff): Degraded and
+    Reconciling say so, and the phase agrees with them. Ready keeps what was last known: the
+    error says nothing about whether the model answers."""
+    mk = _Conditions({c.type: c for c in prior.conditions}, generation, now)
+    message = f"reconcile failed (retried with backoff): {error}"[:2000]
+    ready = next((c for c in prior.conditions if c.type == "Ready"), None)
+    answers = ready is not None and ready.status == "True"
+    replaced = {
+        "Degraded": mk.make("Degraded", "True", "ReconcileError", message),
+        "Reconciling": mk.make("Reconciling", "True", "ReconcileError", message),
+    }
+    conditions = [replaced.pop(c.type, c) for c in prior.conditions] + list(replaced.values())
+    return prior.model_copy(
+        update={
+            "conditions": conditions,
+            "phase": "Degraded" if answers else "Failed",
+            "observed_generation": generation,
+        }
+    )

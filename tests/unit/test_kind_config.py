@@ -22,7 +22,12 @@ BUILD = ROOT / "hack" / "build-go-tool.sh"
 def kind_check() -> Path:
     """The cached checker, built through the hack script (a no-op when cached)."""
     built = subprocess.run(
-        ["bash", str(BUILD), "kind-check"], cwd=ROOT, capture_output=True, text=True, timeout=900, check=False
+        ["bash", str(BUILD), "kind-check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     path = Path(built.stdout.strip().splitlines()[-1]) if built.stdout.strip() else None
     if built.returncode != 0 or path is None or not path.is_file():

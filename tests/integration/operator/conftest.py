@@ -9,18 +9,22 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from modelship import api, crd
 
 from tests.support.cluster import Cluster, kubectl
+from tests.support.onnx_models import write_linear_onnx
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
@@ -135,6 +139,12 @@ class Models:
             if cond["type"] == type_:
                 return dict(cond)
         return None
+
+    def ready_stable(self, name: str) -> str | None:
+        """The stable revision once the model is Ready on it, else None."""
+        status = self.status(name)
+        stable = (status.get("revisions") or {}).get("stable") or {}
+        return stable.get("revision") if status.get("phase") == "Ready" else None
 
     def wait_phase(self, name: str, phase: str, timeout: float = 30) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:
@@ -311,3 +321,66 @@ def operator_process(
         yield proc
     finally:
         proc.stop()
+
+
+# The node is this machine: file:// URIs and the file:// artifact store are its host paths.
+MODELS_ROOT = Path("/var/lib/modelship/e2e")
+DRAIN_SECONDS = 5
+SERVING_ENV = {
+    "MODELSHIP_RUNTIME_IMAGE": "docker.io/modelship/runtime:0.1.0",
+    "MODELSHIP_ARTIFACT_STORE": "file:///var/lib/modelship/artifacts",
+    "MODELSHIP_DRAIN_SECONDS": str(DRAIN_SECONDS),
+}
+
+
+@pytest.fixture
+def serving_operator(
+    models: Models, operator_environment: dict[str, str], tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """The operator as a process, with the real runtime image (not started yet)."""
+    env = {**operator_environment, **SERVING_ENV, "MODELSHIP_METRICS_PORT": str(free_port())}
+    operator = OperatorProcess(models.namespace, env, tmp_path / "operator.log")
+    try:
+        yield operator
+    finally:
+        operator.stop()
+
+
+def model_file(namespace: str, name: str, scale: float) -> str:
+    """A linear ONNX model on the node (this machine), as a file:// URI."""
+    path = MODELS_ROOT / namespace / f"{name}.onnx"
+    write_linear_onnx(path, np.arange(12, dtype=np.float32).reshape(4, 3) * scale)
+    return f"file://{path}"
+
+
+@dataclass
+class ReadyWatch:
+    """Samples the Ready condition in the background; remembers every sample that was not True."""
+
+    models: Models
+    name: str
+    not_ready: list[str] = field(default_factory=list)
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> ReadyWatch:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                ready = self.models.condition(self.name, "Ready")
+            except ApiException as exc:
+                self.not_ready.append(f"read failed: {exc.status}")
+                continue
+            self.samples += 1
+            if ready is None or ready["status"] != "True":
+                self.not_ready.append(repr(ready))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

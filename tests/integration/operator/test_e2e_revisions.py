@@ -6,92 +6,20 @@ operators is migrated. Zero failed requests throughout."""
 from __future__ import annotations
 
 import datetime
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from kubernetes.client.exceptions import ApiException
 from modelship import api, naming, render
 from modelship.settings import OperatorSettings
 
+from tests.support import kstatus
 from tests.support.load import SteadyLoad
-from tests.support.onnx_models import write_linear_onnx
 from tests.support.waiting import wait_until
 
-from .conftest import Models, OperatorProcess, free_port
+from .conftest import SERVING_ENV, Models, OperatorProcess, ReadyWatch, model_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-
-# The node is this machine: file:// URIs and the file:// artifact store are its host paths.
-MODELS_ROOT = Path("/var/lib/modelship/e2e")
-DRAIN_SECONDS = 5
-SERVING_ENV = {
-    "MODELSHIP_RUNTIME_IMAGE": "docker.io/modelship/runtime:0.1.0",
-    "MODELSHIP_ARTIFACT_STORE": "file:///var/lib/modelship/artifacts",
-    "MODELSHIP_DRAIN_SECONDS": str(DRAIN_SECONDS),
-}
-
-
-@pytest.fixture
-def serving_operator(
-    models: Models, operator_environment: dict[str, str], tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    """The operator as a process, with the real runtime image (not started yet)."""
-    env = {**operator_environment, **SERVING_ENV, "MODELSHIP_METRICS_PORT": str(free_port())}
-    operator = OperatorProcess(models.namespace, env, tmp_path / "operator.log")
-    try:
-        yield operator
-    finally:
-        operator.stop()
-
-
-def _model(namespace: str, name: str, scale: float) -> str:
-    path = MODELS_ROOT / namespace / f"{name}.onnx"
-    write_linear_onnx(path, np.arange(12, dtype=np.float32).reshape(4, 3) * scale)
-    return f"file://{path}"
-
-
-@dataclass
-class ReadyWatch:
-    """Samples the Ready condition in the background; remembers every sample that was not True."""
-
-    models: Models
-    name: str
-    not_ready: list[str] = field(default_factory=list)
-    samples: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> ReadyWatch:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            try:
-                ready = self.models.condition(self.name, "Ready")
-            except ApiException as exc:
-                self.not_ready.append(f"read failed: {exc.status}")
-                continue
-            self.samples += 1
-            if ready is None or ready["status"] != "True":
-                self.not_ready.append(repr(ready))
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-
-def _stable(models: Models, name: str) -> str | None:
-    status = models.status(name)
-    stable = (status.get("revisions") or {}).get("stable") or {}
-    return stable.get("revision") if status.get("phase") == "Ready" else None
 
 
 def _selected(models: Models, name: str) -> str | None:
@@ -133,11 +61,11 @@ def _job_names(models: Models, name: str) -> set[str]:
 def test_switching_revisions_under_load_loses_no_request_and_going_back_needs_no_build(
     models: Models, serving_operator: OperatorProcess
 ) -> None:
-    first, second = _model(models.namespace, "a", 0.1), _model(models.namespace, "b", 0.2)
+    first, second = model_file(models.namespace, "a", 0.1), model_file(models.namespace, "b", 0.2)
     serving_operator.start()
     models.create("linear", {"model": {"uri": first}, "replicas": 3})
     rev_a = wait_until(
-        lambda: _stable(models, "linear"), timeout=300, what="md/linear Ready at 3 replicas"
+        lambda: models.ready_stable("linear"), timeout=300, what="md/linear Ready at 3 replicas"
     )
     assert models.status("linear")["readyReplicas"] == 3
     service = models.core.read_namespaced_service("linear", models.namespace)
@@ -146,13 +74,21 @@ def test_switching_revisions_under_load_loses_no_request_and_going_back_needs_no
     try:
         wait_until(lambda: load.answered_by(rev_a) >= 20, timeout=30, what="load answered")
 
+        assert kstatus.verdict(models.get("linear"))[0] == "Current"
         models.patch_spec("linear", {"model": {"uri": second}})
+        # What Flux and kstatus-based tools see while the new revision builds and starts.
+        wait_until(
+            lambda: kstatus.verdict(models.get("linear"))[0] == "InProgress",
+            timeout=30,
+            what="kstatus InProgress during the switch",
+        )
         rev_b = wait_until(
-            lambda: (s := _stable(models, "linear")) != rev_a and s,
+            lambda: (s := models.ready_stable("linear")) != rev_a and s,
             timeout=300,
             what="the new revision stable",
         )
         _moved_after_all_ready(models, "linear", rev_b)
+        assert kstatus.verdict(models.get("linear"))[0] == "Current"
         status = models.status("linear")
         assert status["lastDecision"]["action"] == "Replaced"
         assert f"revision {rev_b} replaced {rev_a}" in status["lastDecision"]["reason"]
@@ -170,7 +106,7 @@ def test_switching_revisions_under_load_loses_no_request_and_going_back_needs_no
         # Back to the first model: its sleeping Deployment wakes, no build Job is made.
         models.patch_spec("linear", {"model": {"uri": first}})
         wait_until(
-            lambda: _stable(models, "linear") == rev_a, timeout=180, what="back on revision a"
+            lambda: models.ready_stable("linear") == rev_a, timeout=180, what="back on revision a"
         )
         _moved_after_all_ready(models, "linear", rev_a)
         assert _job_names(models, "linear") == built
@@ -256,7 +192,9 @@ def _legacy_layout(models: Models, name: str, replicas: int) -> str:
 def test_the_single_deployment_of_earlier_operators_is_migrated_under_load(
     models: Models, serving_operator: OperatorProcess
 ) -> None:
-    models.create("legacy", {"model": {"uri": _model(models.namespace, "c", 0.3)}, "replicas": 2})
+    models.create(
+        "legacy", {"model": {"uri": model_file(models.namespace, "c", 0.3)}, "replicas": 2}
+    )
     revision = _legacy_layout(models, "legacy", 2)
     service = models.core.read_namespaced_service("legacy", models.namespace)
     load = SteadyLoad(service.spec.cluster_ip, "legacy").start()
@@ -291,7 +229,7 @@ def test_the_single_deployment_of_earlier_operators_is_migrated_under_load(
             timeout=60,
             what="the legacy pods gone",
         )
-        assert _stable(models, "legacy") == revision
+        assert models.ready_stable("legacy") == revision
         served = load.answered_by(revision)
         wait_until(lambda: load.answered_by(revision) >= served + 20, timeout=30, what="serving")
         # The build was not redone: the per-revision Deployment serves the same artifact.

@@ -9,6 +9,7 @@ from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
 from modelship import api
 
+from tests.support import kstatus
 from tests.support.waiting import wait_until
 
 from .conftest import Models
@@ -44,6 +45,7 @@ def test_create_builds_then_deploys_with_owned_children(
     assert conditions["Ready"]["status"] == "False"
     assert conditions["Progressing"]["status"] == "True"
     assert conditions["BuildSucceeded"]["status"] == "Unknown"
+    assert kstatus.verdict(models.get("fraud"))[0] == "InProgress"
     assert status["selector"] == (
         "app.kubernetes.io/component=server,app.kubernetes.io/instance=fraud"
     )
@@ -175,6 +177,8 @@ def test_failed_build_sets_failed_with_the_reason(
     assert "BackoffLimitExceeded" in conditions["BuildSucceeded"]["message"]
     assert conditions["Stalled"]["status"] == "True"
     assert status["build"]["state"] == "Failed"
+    verdict, message = kstatus.verdict(models.get("fraud"))
+    assert verdict == "Failed" and "BackoffLimitExceeded" in message, message
     # A failed build is not retried in a loop: still exactly one Job.
     assert len(models.jobs("fraud")) == 1
     wait_until(

@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"kube", "metrics"},  # every API call; the operator's own /metrics
     {"planning", "status"},  # what to change; what status says (both pure)
     {"revisions", "monitoring"},  # the revision lifecycle; which monitoring children exist
-    {"alerts", "dashboards", "builds"},  # builders of children with logic of their own
+    {"alerts", "dashboards", "builds", "pods"},  # children with logic of their own; pod states
     {"render", "analysis", "scaling"},  # jinja2 builders; pure canary analysis and scaling
     {"naming", "crd", "durations", "drift"},  # names and identity; CRD generation; helpers
     {"api", "settings"},  # the models: import neither kopf nor kubernetes

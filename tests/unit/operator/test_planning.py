@@ -373,6 +373,117 @@ def test_legacy_deployment_is_deleted_after_the_service_moved_and_drained(
     assert drained.revisions.retired == ()
 
 
+def starting_alone(
+    settings: OperatorSettings,
+    *,
+    started: datetime.timedelta,
+    failed: api.FailedRevision | None = None,
+    generation: int = 3,
+    controller_gave_up: bool = False,
+) -> planning.Plan:
+    """A brand-new model's first revision at 2 replicas, 0 ready, started `started` ago."""
+    md = make_md({"model": {"uri": "s3://models/fraud/model.onnx"}, "replicas": 2})
+    md = md.model_copy(update={"generation": generation})
+    dep = deployment(md, REV, settings, replicas=0 if failed else 2, ready=0)
+    if controller_gave_up:
+        dep.body["status"]["conditions"] = [
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+        ]
+        dep = ObservedDeployment.from_body(dep.body)
+    crashing = {
+        "metadata": {"labels": naming.RevisionIdentity.of(md, REV).labels},
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "server",
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}},
+                }
+            ]
+        },
+    }
+    clock = api.StartingRevision(revision=REV, since=(NOW - started).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    prior = AT_REST.model_copy(
+        update={"revisions": api.Revisions(starting=None if failed else clock, failed=failed)}
+    )
+    observed = Observed(
+        jobs=(job(REV, "Succeeded"),),
+        serving=Serving(
+            deployments=(dep,), service=service(REV), revision_services=(own_service(md, REV),)
+        ),
+        pods=(crashing,),
+    )
+    return plan_for(observed, settings, md=md, prior=prior)
+
+
+@pytest.mark.parametrize(
+    ("started", "gave_up", "fails", "requeue"),
+    [
+        (datetime.timedelta(seconds=0), False, False, 600.0),
+        (datetime.timedelta(seconds=590), False, False, 10.0),
+        (datetime.timedelta(seconds=600), False, True, None),
+        # The Deployment controller's own deadline counts too.
+        (datetime.timedelta(seconds=30), True, True, None),
+    ],
+    ids=["just-started", "almost", "deadline", "controller-gave-up"],
+)
+def test_a_revision_not_ready_by_its_deadline_fails_and_sleeps(
+    settings: OperatorSettings,
+    started: datetime.timedelta,
+    gave_up: bool,
+    fails: bool,
+    requeue: float | None,
+) -> None:
+    plan = starting_alone(settings, started=started, controller_gave_up=gave_up)
+    failed = plan.revisions.failed
+    assert (failed is not None) == fails
+    assert plan.revisions.requeue_after == requeue
+    if failed is None:
+        assert plan.revisions.starting is not None and plan.revisions.apply == ()
+        return
+    assert failed.reason == "ProgressDeadlineExceeded" and failed.generation == 3
+    assert f"revision {REV} not ready within 600s (0/2 replicas ready)" in failed.message
+    assert "CrashLoopBackOff, last exit OOMKilled (code 137)" in failed.message
+    (scaled,) = plan.revisions.apply
+    assert scaled["spec"]["replicas"] == 0 and plan.revisions.starting is None
+
+
+def test_a_failed_revision_stays_asleep_until_the_spec_changes(
+    settings: OperatorSettings,
+) -> None:
+    failed = api.FailedRevision(
+        revision=REV, generation=3, reason="ProgressDeadlineExceeded", message="m", at="t"
+    )
+    same = starting_alone(settings, started=datetime.timedelta(hours=1), failed=failed)
+    assert same.writes == 0 and same.revisions.failed == failed
+    changed = starting_alone(
+        settings, started=datetime.timedelta(hours=1), failed=failed, generation=4
+    )
+    # A new generation (say, more memory for the same revision... or any edit): a new chance.
+    assert changed.revisions.failed is None and changed.revisions.starting is not None
+    (woken,) = changed.revisions.apply
+    assert woken["spec"]["replicas"] == 2
+
+
+def test_a_pod_stuck_before_starting_makes_the_key_secret_again(
+    settings: OperatorSettings,
+) -> None:
+    at = (NOW - datetime.timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stuck = {
+        "metadata": {"name": "p"},
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": at}],
+            "containerStatuses": [
+                {"name": "server", "state": {"waiting": {"reason": "ContainerCreating"}}}
+            ],
+        },
+    }
+    plan = plan_for(Observed(pods=(stuck,)), settings)
+    (secret,) = plan.create
+    assert secret["metadata"]["name"] == "fraud-feedback-key"
+
+
 def test_failed_build_is_not_retried_by_planning(settings: OperatorSettings) -> None:
     plan = plan_for(Observed(jobs=(job(REV, "Failed"),)), settings)
     assert plan.writes == 0

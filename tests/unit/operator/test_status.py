@@ -11,7 +11,8 @@ from modelship.builds import BuildSummary
 
 from .conftest import make_md
 
-MD = make_md()
+MD_SPEC = {"model": {"uri": "s3://models/fraud/model.onnx"}}
+MD = make_md(MD_SPEC)
 REV = MD.spec.revision()
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
 OK = BuildSummary(
@@ -39,11 +40,14 @@ def facts(**changes: Any) -> status.Facts:
     return dataclasses.replace(BASE, **changes)
 
 
+def built(**changes: Any) -> status.Facts:
+    """Facts of a revision whose build succeeded."""
+    return facts(build_state="Succeeded", summary=OK, **changes)
+
+
 def starting(old_ready: int) -> status.Facts:
     """Built revision REV starting (1 of 3 pods ready) while revision "old" serves."""
-    return facts(
-        build_state="Succeeded",
-        summary=OK,
+    return built(
         serving_revision="old",
         ready_replicas=old_ready,
         replicas=3,
@@ -63,68 +67,178 @@ STABLE_SAME = api.ModelDeploymentStatus(
 )
 
 
+FAILED_BY_DEADLINE = api.FailedRevision(
+    revision=REV,
+    generation=3,
+    reason="ProgressDeadlineExceeded",
+    message=f"revision {REV} not ready within 600s (0/1 replicas ready): container server: "
+    "CrashLoopBackOff, last exit OOMKilled (code 137)",
+    at=T0,
+)
+
+
+# Each row: prior status, facts -> phase, then the status of Ready, Progressing (= Reconciling),
+# Degraded, Stalled and BuildSucceeded. kstatus reads Stalled=True as Failed, Reconciling=True as
+# InProgress, and neither as Current.
 @pytest.mark.parametrize(
     ("prior", "f", "expected"),
     [
-        (api.ModelDeploymentStatus(), facts(), ("Building", "False", "True", "False", "Unknown")),
+        (api.ModelDeploymentStatus(), facts(), ("Building", "F", "T", "F", "F", "Unknown")),
         (
             api.ModelDeploymentStatus(),
             facts(build_state="Failed", summary=BuildSummary(ok=False, error="404 on s3://x")),
-            ("Failed", "False", "False", "True", "False"),
+            ("Failed", "F", "F", "T", "T", "F"),
         ),
         (
             STABLE_OTHER,
             facts(build_state="Failed", serving_revision="old", ready_replicas=2, replicas=2),
-            # The old revision still answers: Ready stays True while the new one is degraded.
-            ("Degraded", "True", "False", "True", "False"),
+            # The old revision still answers: Ready stays True; the spec is stalled.
+            ("Degraded", "T", "F", "T", "T", "F"),
         ),
         (
             STABLE_OTHER,
             facts(build_state="Running", serving_revision="old", ready_replicas=2),
-            ("Building", "True", "True", "False", "Unknown"),
+            ("Building", "T", "T", "F", "F", "Unknown"),
         ),
         # A new revision starts beside the old one: Ready follows the old one's ready pods.
-        (STABLE_OTHER, starting(old_ready=3), ("Deploying", "True", "True", "False", "True")),
-        (STABLE_OTHER, starting(old_ready=0), ("Deploying", "False", "True", "False", "True")),
+        (STABLE_OTHER, starting(old_ready=3), ("Deploying", "T", "T", "F", "F", "T")),
+        (STABLE_OTHER, starting(old_ready=0), ("Deploying", "F", "T", "F", "F", "T")),
+        # ... and misses its deadline: stalled and degraded, the old one still answers.
+        (
+            STABLE_OTHER,
+            built(
+                serving_revision="old",
+                ready_replicas=3,
+                replicas=3,
+                failed=FAILED_BY_DEADLINE,
+            ),
+            ("Degraded", "T", "F", "T", "T", "T"),
+        ),
+        # A brand-new model whose first revision misses its deadline: nothing answers.
         (
             api.ModelDeploymentStatus(),
-            facts(build_state="Succeeded", summary=OK, serving_revision=REV),
-            ("Deploying", "False", "True", "False", "True"),
+            built(
+                serving_revision=REV,
+                failed=FAILED_BY_DEADLINE,
+            ),
+            ("Failed", "F", "F", "T", "T", "T"),
         ),
         (
             api.ModelDeploymentStatus(),
-            facts(
-                build_state="Succeeded",
-                summary=OK,
+            built(serving_revision=REV),
+            ("Deploying", "F", "T", "F", "F", "T"),
+        ),
+        (
+            api.ModelDeploymentStatus(),
+            built(
                 serving_revision=REV,
                 rolled_out=True,
                 replicas=1,
                 ready_replicas=1,
             ),
-            ("Ready", "True", "False", "False", "True"),
+            ("Ready", "T", "F", "F", "F", "T"),
+        ),
+        # A stable revision that lost pods is degraded with the count, not rolling out.
+        (
+            STABLE_SAME,
+            built(
+                serving_revision=REV,
+                replicas=3,
+                ready_replicas=2,
+            ),
+            ("Degraded", "T", "F", "T", "F", "T"),
         ),
         (
             STABLE_SAME,
-            facts(build_state="Succeeded", summary=OK, serving_revision=REV, replicas=1),
-            ("Degraded", "False", "False", "True", "True"),
+            built(serving_revision=REV, replicas=1),
+            ("Degraded", "F", "F", "T", "F", "T"),
         ),
+    ],
+    ids=[
+        "building",
+        "build-failed",
+        "build-failed-stable-serves",
+        "building-stable-serves",
+        "starting-beside-stable",
+        "starting-stable-down",
+        "deadline-stable-serves",
+        "deadline-nothing-serves",
+        "first-revision-starting",
+        "ready",
+        "lost-a-pod",
+        "lost-every-pod",
     ],
 )
 def test_phase_table(
     prior: api.ModelDeploymentStatus,
     f: status.Facts,
-    expected: tuple[str, str, str, str, str],
+    expected: tuple[str, str, str, str, str, str],
 ) -> None:
-    phase, ready, progressing, degraded, build = expected
+    phase, *flags, build = expected
+    full = {"T": "True", "F": "False"}
+    ready, progressing, degraded, stalled = (full[x] for x in flags)
     new = status.derive_status(MD.spec, 3, prior, f, T0)
     assert new.phase == phase
     assert cond(new, "Ready").status == ready
     assert cond(new, "Progressing").status == progressing
+    assert cond(new, "Reconciling").status == progressing
     assert cond(new, "Degraded").status == degraded
-    assert cond(new, "BuildSucceeded").status == build
-    assert cond(new, "Stalled").status == ("True" if phase == "Failed" else "False")
+    assert cond(new, "Stalled").status == stalled
+    assert cond(new, "BuildSucceeded").status == full.get(build, build)
     assert new.observed_generation == 3
     assert new.selector == BASE.selector
+
+
+def test_a_lost_pod_says_the_count() -> None:
+    f = built(serving_revision=REV, replicas=3, ready_replicas=2)
+    new = status.derive_status(make_md({**MD_SPEC, "replicas": 3}).spec, 1, STABLE_SAME, f, T0)
+    assert cond(new, "Degraded").message == f"revision {REV}: 2/3 replicas ready"
+    (event,) = [e for e in status.transition_events(STABLE_SAME, new) if e.reason == "Degraded"]
+    assert event.type == "Warning" and "2/3 replicas ready" in event.message
+
+
+def test_a_missed_deadline_names_the_revision_and_what_its_pods_report() -> None:
+    f = built(
+        serving_revision="old",
+        ready_replicas=3,
+        replicas=3,
+        failed=FAILED_BY_DEADLINE,
+    )
+    new = status.derive_status(MD.spec, 3, STABLE_OTHER, f, T0)
+    stalled = cond(new, "Stalled")
+    assert stalled.reason == "ProgressDeadlineExceeded"
+    assert f"revision {REV} not ready" in stalled.message and "OOMKilled" in stalled.message
+    assert "revision old serves 3/1 replicas" in cond(new, "Degraded").message
+    assert new.revisions is not None and new.revisions.failed == FAILED_BY_DEADLINE
+
+
+@pytest.mark.parametrize(
+    ("ready", "phase"), [("True", "Degraded"), ("False", "Failed")], ids=["serving", "not"]
+)
+def test_a_reconcile_error_leaves_no_contradiction(ready: str, phase: str) -> None:
+    prior = api.ModelDeploymentStatus(
+        phase="Ready",
+        observed_generation=2,
+        conditions=[
+            api.Condition(type="Ready", status=ready, reason="Serving", last_transition_time=T0),
+            api.Condition(
+                type="Degraded", status="False", reason="AsExpected", last_transition_time=T0
+            ),
+            api.Condition(
+                type="Reconciling", status="False", reason="Serving", last_transition_time=T0
+            ),
+        ],
+    )
+    new = status.reconcile_error(prior, 3, "HTTP 422: spec.template invalid", T1)
+    assert new.phase == phase and new.observed_generation == 3
+    assert cond(new, "Ready").status == ready  # unknown to the error: kept
+    for type_ in ("Degraded", "Reconciling"):
+        assert cond(new, type_).status == "True" and cond(new, type_).reason == "ReconcileError"
+        assert (
+            "HTTP 422" in cond(new, type_).message and cond(new, type_).last_transition_time == T1
+        )
+    # The same error again writes nothing new.
+    assert status.reconcile_error(new, 3, "HTTP 422: spec.template invalid", T1) == new
 
 
 def test_failed_build_carries_the_cause_and_log_tail() -> None:
@@ -141,9 +255,7 @@ def test_failed_build_carries_the_cause_and_log_tail() -> None:
 
 def test_ready_records_stable_revision_digest_and_replacement() -> None:
     gone = api.RetiredRevision(revision="old", deployment="fraud-old", since=T0)
-    f = facts(
-        build_state="Succeeded",
-        summary=OK,
+    f = built(
         serving_revision=REV,
         rolled_out=True,
         replicas=1,
@@ -184,9 +296,7 @@ def test_transition_time_moves_only_when_status_flips() -> None:
     first = status.derive_status(MD.spec, 1, api.ModelDeploymentStatus(), facts(), T0)
     again = status.derive_status(MD.spec, 1, first, facts(), T1)
     assert again == first  # identical inputs: no write
-    done = status.derive_status(
-        MD.spec, 1, first, facts(build_state="Succeeded", summary=OK, serving_revision=REV), T1
-    )
+    done = status.derive_status(MD.spec, 1, first, built(serving_revision=REV), T1)
     assert cond(done, "BuildSucceeded").last_transition_time == T1
     assert cond(done, "Ready").last_transition_time == T0  # still False
 
