@@ -426,6 +426,12 @@ class Rollout(Model):
     traffic_router: TrafficRouter = Field(
         default_factory=TrafficRouter, description="How traffic is split."
     )
+    paused: bool = Field(
+        default=False,
+        description="Hold the canary at its current step (GitOps-friendly: it belongs in Git); "
+        "false resumes the same step. One-off actions use the annotation "
+        "modelship.io/rollout-action: promote | abort | retry.",
+    )
     progress_deadline_seconds: int = Field(
         default=600,
         ge=10,
@@ -614,11 +620,35 @@ class Revisions(Model):
 
 
 class Canary(Model):
-    """State of a canary rollout."""
+    """State of a canary rollout: enough to resume the same step after an operator restart."""
 
     revision: str = Field(description="Revision under test.")
-    weight: int = Field(ge=0, le=100, description="Percent of traffic sent to the canary.")
+    weight: int = Field(ge=0, le=100, description="Percent of traffic the step asks for.")
     step: int = Field(ge=0, description="Index of the current rollout step.")
+    step_started_at: str | None = Field(
+        default=None,
+        description="When the step's pods were in place and its interval began (RFC 3339).",
+        json_schema_extra={"format": "date-time"},
+    )
+    canary_replicas: int = Field(default=0, ge=0, description="Pods the step gives the canary.")
+    stable_replicas: int = Field(default=0, ge=0, description="Pods the step leaves the stable.")
+    paused: bool = Field(default=False, description="Held by spec.rollout.paused.")
+
+
+class HistoryEntry(Model):
+    """One revision's time in traffic."""
+
+    revision: str = Field(description="The revision.")
+    since: str = Field(
+        description="When it began to take traffic (RFC 3339).",
+        json_schema_extra={"format": "date-time"},
+    )
+    until: str | None = Field(
+        default=None,
+        description="When it stopped taking traffic (RFC 3339); absent while it serves.",
+        json_schema_extra={"format": "date-time"},
+    )
+    outcome: str = Field(description="Serving, Replaced, Promoted or RolledBack.")
 
 
 class BuildVariant(Model):
@@ -684,6 +714,11 @@ class ModelDeploymentStatus(Model):
     canary: Canary | None = Field(default=None, description="Canary rollout in progress.")
     build: BuildStatus | None = Field(default=None, description="Build of the current revision.")
     last_decision: Decision | None = Field(default=None, description="Last rollout decision.")
+    history: list[HistoryEntry] = Field(
+        default_factory=list,
+        max_length=20,
+        description="The revisions that served, newest last (bounded to the last 10).",
+    )
     replicas: int | None = Field(default=None, description="Serving pods (scale subresource).")
     ready_replicas: int | None = Field(default=None, description="Serving pods that are ready.")
     selector: str | None = Field(
@@ -710,6 +745,7 @@ class ModelDeployment(Model):
     generation: int
     spec: ModelDeploymentSpec
     status: ModelDeploymentStatus
+    annotations: dict[str, str] = {}
 
     @classmethod
     def from_body(cls, body: Any) -> ModelDeployment:
@@ -722,6 +758,7 @@ class ModelDeployment(Model):
             generation=meta.get("generation", 1),
             spec=ModelDeploymentSpec.model_validate(dict(body.get("spec") or {})),
             status=ModelDeploymentStatus.model_validate(_known_status(body.get("status"))),
+            annotations=dict(meta.get("annotations") or {}),
         )
 
 

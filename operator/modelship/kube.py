@@ -297,6 +297,17 @@ class KubeClient:
         """Read a ModelDeployment; None when it is gone."""
         return await self.get("ModelDeployment", namespace, name)
 
+    @_uses(api.GROUP, api.PLURAL, "patch")
+    async def remove_annotation(self, namespace: str, name: str, key: str) -> None:
+        """Remove one annotation of a ModelDeployment (metadata only: never its spec)."""
+        await self._request(
+            "PATCH",
+            _object_path(api.KIND, namespace, name),
+            params={"fieldManager": FIELD_MANAGER},
+            body={"metadata": {"annotations": {key: None}}},
+            content_type="application/merge-patch+json",
+        )
+
     @_uses(api.GROUP, f"{api.PLURAL}/status", "patch")
     async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """Write the status subresource (never spec) with a JSON merge patch."""

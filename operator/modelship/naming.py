@@ -15,6 +15,8 @@ REVISION_ANNOTATION = "modelship.io/revision"
 # Names the Deployment a serving pod belongs to: pods of the single-Deployment layout carry the
 # revision label too, and a Service selecting a revision must not reach them while they drain.
 DEPLOYMENT_LABEL = "modelship.io/deployment"
+# On the model's Service: its stable revision (during a canary its selector spans two).
+STABLE_ANNOTATION = "modelship.io/stable-revision"
 HTTP_PORT = 8080
 GRPC_PORT = 8081
 

@@ -9,7 +9,7 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelship import api, monitoring, naming, render
+from modelship import api, monitoring, naming, render, rollout
 from modelship import pods as podstate
 from modelship.builds import ObservedJob, stale_jobs
 from modelship.drift import contains
@@ -71,6 +71,9 @@ class Plan:
     build_created: bool = False
     revisions: RevisionPlan = field(default_factory=RevisionPlan)
     monitoring: MonitoringPlan = field(default_factory=MonitoringPlan)
+    # The rollout-action annotation was read: remove it (acted on, or refused with this error).
+    clear_action: bool = False
+    action_error: str | None = None
 
     @property
     def writes(self) -> int:
@@ -118,12 +121,15 @@ def plan(
     if prior.feedback_key_secret != naming.feedback_key_name(md.name) or stuck:
         create.append(render.render_feedback_key_secret(md, new_key))
 
+    action, action_error = rollout.parse_action(md.annotations)
     revisions = plan_revisions(
         md,
         observed.serving,
         built=built,
         prior=prior.revisions,
         pods=observed.pods,
+        action=action,
+        canary_before=prior.canary,
         settings=settings,
         now=now,
     )
@@ -143,6 +149,8 @@ def plan(
         build_created=build_created,
         revisions=revisions,
         monitoring=plan_monitoring(md, observed.monitoring, prior, settings.runbook_url),
+        clear_action=rollout.ACTION_ANNOTATION in md.annotations,
+        action_error=action_error,
     )
 
 

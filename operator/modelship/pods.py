@@ -7,6 +7,8 @@ import datetime
 from collections.abc import Sequence
 from typing import Any
 
+from modelship.timestamps import parse_time
+
 # Waiting reasons that explain themselves; "ContainerCreating" and "PodInitializing" only say
 # the pod has not got far yet.
 _TELLING_WAITS = frozenset(
@@ -118,9 +120,7 @@ def stuck_before_start(
         started = any(
             "running" in (cs.get("state") or {}) or cs.get("lastState") for cs in statuses
         )
-        since = datetime.datetime.strptime(
-            scheduled["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ"
-        ).replace(tzinfo=datetime.UTC)
+        since = parse_time(scheduled["lastTransitionTime"])
         if started:
             continue
         left = after_seconds - (now - since).total_seconds()

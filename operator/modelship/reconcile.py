@@ -10,9 +10,20 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from modelship import api, builds, metrics, monitoring, naming, planning, revisions, status
+from modelship import (
+    api,
+    builds,
+    metrics,
+    monitoring,
+    naming,
+    planning,
+    revisions,
+    rollout,
+    status,
+)
 from modelship.kube import ApiError, KubeClient
 from modelship.settings import OperatorSettings
+from modelship.timestamps import format_time
 
 _LOG = logging.getLogger(__name__)
 
@@ -21,7 +32,7 @@ LOG_TAIL_LINES = 20
 
 def utcnow() -> str:
     """Now, as an RFC 3339 timestamp with second precision (as Kubernetes writes them)."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(datetime.datetime.now(datetime.UTC))
 
 
 @dataclass(frozen=True)
@@ -215,6 +226,11 @@ class Reconciler:
         events = status.transition_events(prior, new) + status.retirement_events(
             plan.revisions.slept, plan.revisions.delete, self.settings.drain_seconds
         )
+        if plan.action_error is not None:
+            events.append(status.EventSpec("Warning", "InvalidRolloutAction", plan.action_error))
+        if plan.clear_action:
+            # After the status holds the decision: acting again after a crash is a no-op.
+            await self.client.remove_annotation(md.namespace, md.name, rollout.ACTION_ANNOTATION)
         for event in events:
             await self.client.post_event(
                 md, type_=event.type, reason=event.reason, message=event.message, now=utcnow()
@@ -353,6 +369,8 @@ class Reconciler:
             else status.Starting(current.ready_replicas, md.spec.desired_replicas()),
             replaced=plan.revisions.replaced,
             retired=plan.revisions.retired,
+            canary=plan.revisions.canary,
+            decision=plan.revisions.decision,
             starting_clock=plan.revisions.starting,
             failed=plan.revisions.failed,
         )

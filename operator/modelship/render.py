@@ -302,13 +302,17 @@ def render_feedback_key_secret(md: api.ModelDeployment, key: bytes) -> dict[str,
     )
 
 
-def render_service(md: api.ModelDeployment, selector: dict[str, str]) -> dict[str, Any]:
-    """Render the model's Service (the entry point users call) over the pods of `selector`."""
+def render_service(
+    md: api.ModelDeployment, selector: dict[str, str], stable: str | None = None
+) -> dict[str, Any]:
+    """Render the model's Service (the entry point users call) over the pods of `selector`;
+    `stable` names its stable revision in an annotation."""
     return _render(
         "service.yaml.j2",
         name=naming.service_name(md.name),
         namespace=md.namespace,
         labels=naming.common_labels(md.name, "server"),
+        annotations={naming.STABLE_ANNOTATION: stable} if stable else {},
         owner=naming.owner_reference(md),
         selector=selector,
         http_port=naming.HTTP_PORT,
@@ -323,6 +327,7 @@ def render_revision_service(identity: naming.RevisionIdentity) -> dict[str, Any]
         name=identity.name,
         namespace=identity.namespace,
         labels=identity.labels,
+        annotations={},
         owner=identity.owner,
         selector=identity.selector,
         http_port=naming.HTTP_PORT,

@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelship import api, naming, render
+from modelship import api, naming, render, rollout
 from modelship import pods as podstate
 from modelship.drift import contains
 from modelship.settings import OperatorSettings
+from modelship.timestamps import format_time, parse_time
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,9 @@ class Serving:
         if self.service is None:
             return next((d for d in self.deployments if d.legacy), None)
         selector = (self.service.get("spec") or {}).get("selector") or {}
-        selected = selector.get(naming.REVISION_LABEL)
+        annotations = (self.service.get("metadata") or {}).get("annotations") or {}
+        # During a canary the selector spans revisions; the annotation still names the stable.
+        selected = selector.get(naming.REVISION_LABEL) or annotations.get(naming.STABLE_ANNOTATION)
         if selected is None:
             return next((d for d in self.deployments if d.legacy), None)
         return self.deployment(selected)
@@ -115,6 +118,9 @@ class RevisionPlan:
     # The current revision while its pods start (the deadline clock), or once it failed.
     starting: api.StartingRevision | None = None
     failed: api.FailedRevision | None = None
+    # The canary's state after this reconcile, and the decision it took (if any).
+    canary: api.Canary | None = None
+    decision: api.Decision | None = None
     # Seconds until the object must be reconciled again although nothing changes (a drain
     # ending, a deadline).
     requeue_after: float | None = None
@@ -127,6 +133,8 @@ def plan_revisions(
     built: bool,
     prior: api.Revisions | None,
     pods: Sequence[dict[str, Any]] = (),
+    action: rollout.Action | None = None,
+    canary_before: api.Canary | None = None,
     settings: OperatorSettings,
     now: datetime.datetime,
 ) -> RevisionPlan:
@@ -143,20 +151,51 @@ def plan_revisions(
     selected = serving.selected()
     prior = prior or api.Revisions()
     apply: list[dict[str, Any]] = []
-    # The Deployment the model's Service selects after this plan: (name, revision, legacy).
-    target: tuple[str, str | None, bool] | None = None
+    # The stable Deployment after this plan: what the model's Service selects.
+    target: _Target | None = None
     if selected is not None:
-        target = (selected.name, selected.revision, selected.legacy)
+        target = _Target(selected.name, selected.revision, selected.legacy)
     replaced: ObservedDeployment | None = None
     failed = prior.failed
     if failed is not None and (failed.revision != revision or failed.generation != md.generation):
         failed = None  # the spec changed: the revision gets a new chance
+    if action == "retry":
+        failed = None  # asked by hand: the same revision starts again
     starting: api.StartingRevision | None = None
     deadline_in: float | None = None
+    canary: rollout.Step | None = None
+    scale: list[tuple[str, int]] = []
     if built:
         identity = naming.RevisionIdentity.of(md, revision)
+        replicas = wanted
+        if (
+            failed is None
+            and rollout.uses_canary(md.spec)
+            and selected is not None
+            and not selected.legacy
+            and selected is not current
+        ):
+            canary = _canary_step(
+                md,
+                identity,
+                current=current,
+                selected=selected,
+                before=canary_before,
+                action=action,
+                settings=settings,
+                now=now,
+            )
+            replicas = canary.canary_replicas
+            if canary.outcome == "rolled_back" and canary.decision is not None:
+                failed = api.FailedRevision(
+                    revision=revision,
+                    generation=md.generation,
+                    reason="RolledBack",
+                    message=canary.decision.reason,
+                    at=format_time(now),
+                )
         desired = render.render_deployment(
-            md, identity, settings, 0 if failed is not None else wanted
+            md, identity, settings, 0 if failed is not None else replicas
         )
         unchanged = current is not None and contains(current.body, desired)
         ready = failed is None and unchanged and current is not None and current.rolled_out
@@ -165,7 +204,7 @@ def plan_revisions(
             starting, deadline_in = _clock(md, prior.starting, now)
             if deadline_in <= 0 or (current is not None and current.deadline_exceeded):
                 failed = _failure(md, identity, current, pods, now)
-                starting, deadline_in = None, None
+                starting, deadline_in, canary = None, None, None
                 desired = render.render_deployment(md, identity, settings, 0)
                 unchanged = current is not None and contains(current.body, desired)
         if not unchanged:
@@ -174,52 +213,120 @@ def plan_revisions(
         found = serving.revision_service(identity.name)
         if found is None or not contains(found, own_service):
             apply.append(own_service)
-        if selected is None:
+        if canary is not None and selected is not None:
+            if selected.spec_replicas != canary.stable_replicas:
+                scale.append((selected.name, canary.stable_replicas))
+            if canary.route == "canary":
+                replaced, target = selected, _Target(identity.name, revision)
+            elif canary.route == "both" and _quiet(serving, {selected.name, identity.name}):
+                # Only once no other revision has pods: the spanning selector would reach them.
+                target = _Target(selected.name, selected.revision, with_canary=True)
+        elif selected is None:
             # The first revision: nothing else serves, so the Service selects it at once.
-            target = (identity.name, revision, False)
+            target = _Target(identity.name, revision)
         elif selected is not current and ready:
-            replaced, target = selected, (identity.name, revision, False)
-    scale: list[tuple[str, int]] = []
+            replaced, target = selected, _Target(identity.name, revision)
     # The revision that serves follows the wanted size until it is replaced.
-    if (
+    if canary is None and (
         selected is not None
         and selected is not current
         and target is not None
-        and target[0] == selected.name
+        and target.name == selected.name
         and selected.spec_replicas != wanted
     ):
         scale.append((selected.name, wanted))
 
     if target is not None:
-        _, chosen, legacy = target
         selector = (
             naming.server_selector(md.name)
-            if legacy or chosen is None
-            else naming.RevisionIdentity.of(md, chosen).selector
+            if target.legacy or target.revision is None or target.with_canary
+            else naming.RevisionIdentity.of(md, target.revision).selector
         )
-        service = render.render_service(md, selector)
-        if serving.service is None or not contains(serving.service, service):
+        service = render.render_service(md, selector, None if target.legacy else target.revision)
+        # `contains` reads a map as "at least these keys": a selector must match exactly.
+        live = serving.service
+        if (
+            live is None
+            or not contains(live, service)
+            or (live.get("spec") or {}).get("selector") != selector
+        ):
             apply.append(service)
 
-    keep = {naming.revision_name(md.name, revision)} | ({target[0]} if target else set())
+    keep = {naming.revision_name(md.name, revision)} | ({target.name} if target else set())
     retired, slept, delete, requeue = _retire(
         serving, prior.retired, keep=keep, replaced=replaced, settings=settings, now=now
     )
     scale += [(r.deployment, 0) for r in slept]
     if deadline_in is not None:
         requeue = deadline_in if requeue is None else min(requeue, deadline_in)
+    if canary is not None and canary.requeue_after is not None:
+        requeue = canary.requeue_after if requeue is None else min(requeue, canary.requeue_after)
     return RevisionPlan(
         apply=tuple(apply),
         scale=tuple(scale),
         delete=tuple(delete),
-        stable=target[1] if target is not None else None,
-        stable_deployment=target[0] if target is not None else None,
+        stable=target.revision if target is not None else None,
+        stable_deployment=target.name if target is not None else None,
         replaced=replaced.revision if replaced is not None else None,
         retired=tuple(retired),
         slept=tuple(slept),
         starting=starting,
         failed=failed,
+        canary=canary.canary if canary is not None else None,
+        decision=canary.decision if canary is not None else None,
         requeue_after=requeue,
+    )
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The stable Deployment after a plan, and whether the Service spans the canary too."""
+
+    name: str
+    revision: str | None
+    legacy: bool = False
+    with_canary: bool = False
+
+
+def _quiet(serving: Serving, besides: set[str]) -> bool:
+    """Whether no Deployment but these has pods (wanted or still running)."""
+    return all(
+        d.spec_replicas == 0 and d.replicas == 0
+        for d in serving.deployments
+        if d.name not in besides
+    )
+
+
+def _canary_step(
+    md: api.ModelDeployment,
+    identity: naming.RevisionIdentity,
+    *,
+    current: ObservedDeployment | None,
+    selected: ObservedDeployment,
+    before: api.Canary | None,
+    action: rollout.Action | None,
+    settings: OperatorSettings,
+    now: datetime.datetime,
+) -> rollout.Step:
+    """One step of the canary state machine on what the two Deployments show."""
+    canary_pods = None
+    if current is not None:
+        # Its pods count only when they run the current template (at whatever size).
+        template = render.render_deployment(md, identity, settings, current.spec_replicas)
+        fresh = contains(current.body, template)
+        canary_pods = rollout.Pods(
+            current.spec_replicas, current.ready_replicas, fresh and current.rolled_out
+        )
+    stable_pods = rollout.Pods(selected.spec_replicas, selected.ready_replicas, selected.rolled_out)
+    return rollout.step(
+        md.spec,
+        identity.revision,
+        selected.revision or "unknown",
+        before,
+        canary=canary_pods,
+        stable=stable_pods,
+        action=action,
+        now=now,
     )
 
 
@@ -231,8 +338,8 @@ def _clock(
     if before is not None and before.revision == revision:
         starting = before
     else:
-        starting = api.StartingRevision(revision=revision, since=_rfc3339(now))
-    elapsed = (now - _parse_rfc3339(starting.since)).total_seconds()
+        starting = api.StartingRevision(revision=revision, since=format_time(now))
+    elapsed = (now - parse_time(starting.since)).total_seconds()
     return starting, md.spec.rollout.progress_deadline_seconds - elapsed
 
 
@@ -258,7 +365,7 @@ def _failure(
         generation=md.generation,
         reason="ProgressDeadlineExceeded",
         message=message[:4096],
-        at=_rfc3339(now),
+        at=format_time(now),
     )
 
 
@@ -287,7 +394,7 @@ def _retire(
     Returns (still kept, to scale to zero now, (kind, name) to delete, seconds to the next drain
     end).
     """
-    stamp = _rfc3339(now)
+    stamp = format_time(now)
     known = {r.deployment: r for r in retired_before}
     retired: list[api.RetiredRevision] = []
     for dep in serving.deployments:
@@ -310,7 +417,7 @@ def _retire(
     by_name = {d.name: d for d in serving.deployments}
     for entry in retired:
         dep = by_name[entry.deployment]
-        left = settings.drain_seconds - (now - _parse_rfc3339(entry.since)).total_seconds()
+        left = settings.drain_seconds - (now - parse_time(entry.since)).total_seconds()
         if left > 0:
             requeue = left if requeue is None else min(requeue, left)
             kept.append(entry)
@@ -327,11 +434,3 @@ def _retire(
             slept.append(entry)
         kept.append(entry)
     return kept, slept, delete, requeue
-
-
-def _rfc3339(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_rfc3339(text: str) -> datetime.datetime:
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)

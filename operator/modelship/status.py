@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from modelship import api
+from modelship import api, rollout
 from modelship.builds import BuildState, BuildSummary
 
 NOT_IMPLEMENTED = "NotImplemented"
@@ -40,6 +40,9 @@ class Facts:
     # The current revision's deadline clock while it starts, and its failure once it missed it.
     starting_clock: api.StartingRevision | None = None
     failed: api.FailedRevision | None = None
+    # The canary in progress, and the rollout decision this reconcile took (if any).
+    canary: api.Canary | None = None
+    decision: api.Decision | None = None
 
 
 @dataclass(frozen=True)
@@ -62,13 +65,12 @@ class EventSpec:
 def _unimplemented(spec: api.ModelDeploymentSpec) -> list[tuple[str, str]]:
     """Accepted fields whose feature is not built yet: (condition type, message)."""
     found: list[tuple[str, str]] = []
-    if list(spec.rollout.steps) != [100] or spec.rollout.analysis is not None:
+    if spec.rollout.analysis is not None:
         found.append(
             (
-                "CanaryRollout",
-                f"spec.rollout (steps {list(spec.rollout.steps)}) is accepted but canary rollout "
-                "is not implemented yet: a new revision replaces the old one in one switch once "
-                "all its pods are ready",
+                "CanaryAnalysis",
+                "spec.rollout.analysis is accepted but not implemented yet: canary steps advance "
+                "on time (spec.rollout.interval) and by hand, never on Prometheus figures",
             )
         )
     if spec.rollout.traffic_router.type == "gatewayAPI":
@@ -176,6 +178,15 @@ def derive_status(
     elif facts.build_state == "Running":
         phase, reason = "Building", "BuildRunning"
         message = f"building revision {facts.revision} (Job {facts.job_name})"
+    elif facts.canary is not None:
+        canary = facts.canary
+        phase, reason = "Progressing", "CanaryPaused" if canary.paused else "CanaryStep"
+        message = (
+            f"canary revision {canary.revision} at step {canary.step + 1}/"
+            f"{len(spec.rollout.steps)} (weight {canary.weight}%): {canary.canary_replicas} "
+            f"canary and {canary.stable_replicas} stable pods wanted"
+            f"{'; held by spec.rollout.paused' if canary.paused else ''}; {rollout.ROUTER_LIMITS}"
+        )
     elif facts.starting is not None:
         phase, reason = "Deploying", "RevisionStarting"
         message = (
@@ -197,7 +208,7 @@ def derive_status(
     if keeps_serving and phase != "Ready":
         message += f"; {serves_note}"
 
-    progressing = phase in ("Building", "Deploying")
+    progressing = phase in ("Building", "Deploying", "Progressing")
     degraded = phase in ("Degraded", "Failed")
     # Ready says whether the model answers: the revision the Service selects has a ready pod,
     # whatever else is being built, started or failing beside it.
@@ -260,7 +271,9 @@ def derive_status(
         conditions.append(mk.make(type_, "False", NOT_IMPLEMENTED, note))
 
     decision = prior.last_decision
-    if facts.replaced is not None and selected is not None:
+    if facts.decision is not None:
+        decision = facts.decision
+    elif facts.replaced is not None and selected is not None:
         decision = api.Decision(
             action="Replaced",
             reason=f"revision {selected} replaced {facts.replaced}: all {desired} replicas ready, "
@@ -272,6 +285,7 @@ def derive_status(
     elif selected is not None and stable is not None and stable.revision != selected:
         # The Service selects a revision that served before (e.g. after a restart mid-switch).
         stable = api.RevisionRef(revision=selected)
+    history = _history(prior, facts, selected, phase, now)
 
     return api.ModelDeploymentStatus(
         phase=phase,
@@ -284,9 +298,10 @@ def derive_status(
             failed=facts.failed,
             retired=list(facts.retired),
         ),
-        canary=None,
+        canary=facts.canary,
         build=build,
         last_decision=decision,
+        history=history,
         replicas=facts.replicas,
         ready_replicas=facts.ready_replicas,
         selector=facts.selector,
@@ -322,13 +337,50 @@ def transition_events(
             continue  # the phase event already says the build started
         else:
             events.append(EventSpec("Normal", "BuildStarted", cond.message))
-    if (
-        new.last_decision is not None
-        and new.last_decision != prior.last_decision
-        and new.last_decision.action == "Replaced"
-    ):
-        events.append(EventSpec("Normal", "Replaced", new.last_decision.reason))
+    decision = new.last_decision
+    if decision is not None and decision != prior.last_decision:
+        kind: Literal["Normal", "Warning"] = (
+            "Warning" if decision.action == "RolledBack" else "Normal"
+        )
+        events.append(EventSpec(kind, decision.action, decision.reason))
     return events
+
+
+HISTORY_LENGTH = 10
+
+
+def _history(
+    prior: api.ModelDeploymentStatus,
+    facts: Facts,
+    selected: str | None,
+    phase: api.Phase,
+    now: str,
+) -> list[api.HistoryEntry]:
+    """Which revision served when: a revision enters when it takes all traffic, and leaves
+    (Replaced, Promoted away, RolledBack) with the time; bounded to the newest entries."""
+    entries = list(prior.history)
+    open_ = next((e for e in reversed(entries) if e.until is None), None)
+    if facts.replaced is not None and selected is not None:
+        promoted = facts.decision is not None and facts.decision.action == "Promoted"
+        if open_ is not None:
+            entries[entries.index(open_)] = open_.model_copy(
+                update={"until": now, "outcome": "Replaced"}
+            )
+        outcome = "Promoted" if promoted else "Serving"
+        entries.append(api.HistoryEntry(revision=selected, since=now, outcome=outcome))
+    elif facts.decision is not None and facts.decision.action == "RolledBack":
+        canary_since = prior.canary.step_started_at if prior.canary else None
+        entries.append(
+            api.HistoryEntry(
+                revision=facts.revision,
+                since=canary_since or now,
+                until=now,
+                outcome="RolledBack",
+            )
+        )
+    elif open_ is None and selected is not None and phase == "Ready":
+        entries.append(api.HistoryEntry(revision=selected, since=now, outcome="Serving"))
+    return entries[-HISTORY_LENGTH:]
 
 
 def retirement_events(

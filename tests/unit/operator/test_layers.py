@@ -18,9 +18,10 @@ LAYERS: list[set[str]] = [
     {"kube", "metrics"},  # every API call; the operator's own /metrics
     {"planning", "status"},  # what to change; what status says (both pure)
     {"revisions", "monitoring"},  # the revision lifecycle; which monitoring children exist
+    {"rollout"},  # the canary state machine
     {"alerts", "dashboards", "builds", "pods"},  # children with logic of their own; pod states
     {"render", "analysis", "scaling"},  # jinja2 builders; pure canary analysis and scaling
-    {"naming", "crd", "durations", "drift"},  # names and identity; CRD generation; helpers
+    {"naming", "crd", "durations", "drift", "timestamps"},  # names, identity, CRD; helpers
     {"api", "settings"},  # the models: import neither kopf nor kubernetes
 ]
 

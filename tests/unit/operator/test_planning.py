@@ -73,7 +73,7 @@ def service(revision: str | None) -> dict[str, Any]:
         if revision is None
         else naming.RevisionIdentity.of(MD, revision).selector
     )
-    svc = render.render_service(MD, selector)
+    svc = render.render_service(MD, selector, revision)
     svc["spec"]["clusterIP"] = "10.96.0.10"  # a field the apiserver adds
     return svc
 
@@ -220,6 +220,95 @@ def test_service_moves_only_when_every_pod_of_the_new_revision_is_ready(
     # The replaced revision keeps its pods through the drain, and the operator comes back then.
     assert plan.revisions.scale == () and plan.revisions.retired == (retired(OLD_REV, NOW),)
     assert plan.revisions.requeue_after == settings.drain_seconds
+
+
+CANARY = make_md(
+    {
+        "model": {"uri": "s3://models/fraud/model.onnx"},
+        "replicas": 4,
+        "rollout": {"steps": [25, 50, 100], "interval": "10s"},
+    }
+)
+
+
+def canary_plan(
+    settings: OperatorSettings,
+    *,
+    canary_ready: int,
+    stable_replicas: int = 4,
+    before: api.Canary | None = None,
+    annotations: dict[str, str] | None = None,
+) -> planning.Plan:
+    spanning = render.render_service(CANARY, naming.server_selector("fraud"), OLD_REV)
+    """A canary of REV (1 pod wanted at 25%) beside OLD_REV serving at `stable_replicas`."""
+    md = CANARY.model_copy(update={"annotations": annotations or {}})
+    observed = Observed(
+        jobs=(job(OLD_REV, "Succeeded"), job(REV, "Succeeded")),
+        serving=Serving(
+            deployments=(
+                *serving_old(settings, replicas=stable_replicas),
+                deployment(md, REV, settings, replicas=1, ready=canary_ready),
+            ),
+            service=spanning if before is not None else service(OLD_REV),
+            revision_services=(own_service(OLD, OLD_REV), own_service(md, REV)),
+        ),
+    )
+    prior = AT_REST.model_copy(
+        update={
+            "canary": before,
+            "revisions": api.Revisions(stable=api.RevisionRef(revision=OLD_REV)),
+        }
+    )
+    return plan_for(observed, settings, md=md, prior=prior)
+
+
+def test_a_canary_step_spans_the_service_over_both_revisions(settings: OperatorSettings) -> None:
+    plan = canary_plan(settings, canary_ready=1)
+    (svc,) = plan.revisions.apply
+    # Every serving pod of the model, and the stable revision named for the next reconcile.
+    assert svc["spec"]["selector"] == naming.server_selector("fraud")
+    assert svc["metadata"]["annotations"] == {naming.STABLE_ANNOTATION: OLD_REV}
+    # The canary pod is ready, so the stable gives one up.
+    assert plan.revisions.scale == ((f"fraud-{OLD_REV}", 3),)
+    canary = plan.revisions.canary
+    assert canary is not None and (canary.step, canary.weight, canary.canary_replicas) == (0, 25, 1)
+    assert plan.revisions.stable == OLD_REV and plan.revisions.replaced is None
+
+
+def test_abort_by_annotation_rolls_back_and_remembers_the_revision(
+    settings: OperatorSettings,
+) -> None:
+    before = api.Canary(
+        revision=REV,
+        step=0,
+        weight=25,
+        step_started_at=NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        canary_replicas=1,
+        stable_replicas=3,
+    )
+    plan = canary_plan(
+        settings,
+        canary_ready=1,
+        stable_replicas=3,
+        before=before,
+        annotations={"modelship.io/rollout-action": "abort"},
+    )
+    assert plan.clear_action and plan.action_error is None
+    failed = plan.revisions.failed
+    assert failed is not None and failed.reason == "RolledBack" and failed.revision == REV
+    assert plan.revisions.decision is not None and plan.revisions.decision.action == "RolledBack"
+    # Traffic back to the stable alone, stable back to full size, the canary to zero.
+    kinds_ = {f"{o['kind']}/{o['metadata']['name']}": o for o in plan.revisions.apply}
+    assert kinds_["Service/fraud"]["spec"]["selector"][naming.REVISION_LABEL] == OLD_REV
+    assert kinds_[f"Deployment/fraud-{REV}"]["spec"]["replicas"] == 0
+    assert plan.revisions.scale == ((f"fraud-{OLD_REV}", 4),)
+    assert plan.revisions.canary is None
+
+
+def test_an_unknown_action_is_refused_and_removed(settings: OperatorSettings) -> None:
+    plan = canary_plan(settings, canary_ready=1, annotations={"modelship.io/rollout-action": "x"})
+    assert plan.clear_action and plan.action_error is not None
+    assert plan.revisions.failed is None
 
 
 @pytest.mark.parametrize(

@@ -306,14 +306,18 @@ def test_unimplemented_features_are_reported() -> None:
         {
             "model": {"uri": "s3://m/model.onnx"},
             "runtime": {"type": "triton"},
-            "rollout": {"steps": [5, 100]},
+            "rollout": {"steps": [5, 100], "analysis": {"maxErrorRate": 0.01}},
             "scaling": {"targets": {"p95LatencyMs": 50}},
             "monitoring": {"podMonitor": True},
         }
     )
     new = status.derive_status(md.spec, 1, api.ModelDeploymentStatus(), facts(), T0)
-    for type_ in ("CanaryRollout", "Autoscaling", "TritonRuntime"):
+    for type_ in ("CanaryAnalysis", "Autoscaling", "TritonRuntime"):
         assert cond(new, type_).reason == status.NOT_IMPLEMENTED
+    # Canary steps themselves are built: steps alone report nothing unimplemented.
+    steps_only = make_md({"model": {"uri": "s3://m/model.onnx"}, "rollout": {"steps": [5, 100]}})
+    stepped = status.derive_status(steps_only.spec, 1, api.ModelDeploymentStatus(), facts(), T0)
+    assert all(c.reason != status.NOT_IMPLEMENTED for c in stepped.conditions)
     plain = status.derive_status(MD.spec, 1, api.ModelDeploymentStatus(), facts(), T0)
     assert all(c.reason != status.NOT_IMPLEMENTED for c in plain.conditions)
 

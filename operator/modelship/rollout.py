@@ -1,0 +1,232 @@
+"""The canary state machine (pure): which step runs, how many pods each revision gets under the
+replicas router, when a step advances, and the decisions (StepAdvanced, Paused, Resumed,
+Promoted, RolledBack) with their reasons. Time and the manual action come in as arguments."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Literal
+
+from modelship import api
+from modelship.durations import duration_ms
+from modelship.scaling.recommend import split_by_weight
+from modelship.timestamps import format_time, parse_time
+
+ACTION_ANNOTATION = "modelship.io/rollout-action"
+Action = Literal["promote", "abort", "retry"]
+ACTIONS: tuple[Action, ...] = ("promote", "abort", "retry")
+# Which pods the model's Service selects: the stable revision's, both revisions', the canary's.
+Route = Literal["stable", "both", "canary"]
+
+# Said while a canary runs, so nobody reads the weight as exact.
+ROUTER_LIMITS = (
+    "replicas router: the weight is approximated by pod counts (granularity 1/replicas, at least "
+    "one canary pod, keep-alive connections stay on their pod)"
+)
+
+
+def uses_canary(spec: api.ModelDeploymentSpec) -> bool:
+    """Whether a new revision goes through canary steps rather than one switch."""
+    return list(spec.rollout.steps) != [100]
+
+
+@dataclass(frozen=True)
+class Pods:
+    """One revision's Deployment as the state machine needs it."""
+
+    wanted: int  # spec.replicas of its Deployment
+    ready: int
+    rolled_out: bool  # every wanted pod of the current template is ready
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the state machine decides in one reconcile."""
+
+    canary_replicas: int
+    stable_replicas: int
+    route: Route
+    canary: api.Canary | None
+    decision: api.Decision | None = None
+    outcome: Literal["promoted", "rolled_back"] | None = None
+    requeue_after: float | None = None
+
+
+def step(
+    spec: api.ModelDeploymentSpec,
+    revision: str,
+    stable_revision: str,
+    prior: api.Canary | None,
+    *,
+    canary: Pods | None,
+    stable: Pods,
+    action: Action | None,
+    now: datetime.datetime,
+) -> Step:
+    """Advance the canary of `revision` against `stable_revision` by one reconcile."""
+    steps = list(spec.rollout.steps)
+    wanted = spec.desired_replicas()
+    stamp = format_time(now)
+    same = prior is not None and prior.revision == revision
+    index = prior.step if prior is not None and same else 0
+    index = min(index, len(steps) - 1)
+    started = prior.step_started_at if prior is not None and same else None
+    was_paused = bool(prior is not None and same and prior.paused)
+
+    if action == "abort":
+        return Step(
+            canary_replicas=0,
+            stable_replicas=max(wanted, stable.wanted),
+            route="stable",
+            canary=None,
+            decision=api.Decision(
+                action="RolledBack",
+                reason=f"revision {revision} rolled back by the {ACTION_ANNOTATION}: abort "
+                f"annotation at step {index + 1}/{len(steps)} (weight {steps[index]}%); "
+                f"revision {stable_revision} takes all traffic again",
+                at=stamp,
+            ),
+            outcome="rolled_back",
+        )
+    decision: api.Decision | None = None
+    if action == "promote" and steps[index] != 100:
+        index, started = len(steps) - 1, None
+        decision = api.Decision(
+            action="StepAdvanced",
+            reason=f"promoted by the {ACTION_ANNOTATION}: promote annotation: revision "
+            f"{revision} goes to 100% now",
+            at=stamp,
+        )
+    weight = steps[index]
+
+    if weight == 100:
+        # Promotion: the canary takes the whole count; the Service moves to it once all its
+        # pods are ready; the stable keeps its pods until then.
+        if canary is not None and canary.wanted == wanted and canary.rolled_out:
+            return Step(
+                canary_replicas=wanted,
+                stable_replicas=stable.wanted,
+                route="canary",
+                canary=None,
+                decision=api.Decision(
+                    action="Promoted",
+                    reason=f"revision {revision} promoted after {len(steps)} steps: "
+                    f"{canary.ready}/{wanted} replicas ready; revision {stable_revision} drains, "
+                    "then sleeps at zero replicas",
+                    at=stamp,
+                ),
+                outcome="promoted",
+            )
+        return Step(
+            canary_replicas=wanted,
+            stable_replicas=stable.wanted,
+            route="both",
+            canary=_status(
+                revision, index, weight, started=None, pods=(wanted, stable.wanted), paused=False
+            ),
+            decision=decision,
+        )
+
+    stable_n, canary_n = split_by_weight(wanted, weight)
+    canary_ready = canary is not None and canary.wanted == canary_n and canary.rolled_out
+    # Capacity first: the stable shrinks only once the canary's pods of this step are ready.
+    stable_target = stable_n if canary_ready else max(stable.wanted, stable_n)
+    settled = canary_ready and stable.wanted == stable_n
+    paused = spec.rollout.paused
+    requeue: float | None = None
+    if paused and not was_paused:
+        decision = api.Decision(
+            action="Paused",
+            reason=f"spec.rollout.paused holds revision {revision} at step {index + 1}/"
+            f"{len(steps)} (weight {weight}%)",
+            at=stamp,
+        )
+    elif was_paused and not paused:
+        started = stamp if settled else None  # a resumed step runs a whole interval
+        decision = api.Decision(
+            action="Resumed",
+            reason=f"spec.rollout.paused is false: step {index + 1}/{len(steps)} (weight "
+            f"{weight}%) of revision {revision} runs again for {spec.rollout.interval}",
+            at=stamp,
+        )
+    elif settled and started is None:
+        started = stamp
+    if settled and started is not None and not paused:
+        interval = duration_ms(spec.rollout.interval) / 1000
+        left = interval - (now - parse_time(started)).total_seconds()
+        if left <= 0:
+            following = steps[index + 1]
+            decision = api.Decision(
+                action="StepAdvanced",
+                reason=f"step {index + 1}/{len(steps)} (weight {weight}%) of revision {revision} "
+                f"ran for {spec.rollout.interval}: step {index + 2} (weight {following}%) "
+                "begins",
+                at=stamp,
+            )
+            # The next reconcile, right away, brings the next step's pods.
+            next_stable, next_canary = (
+                (stable.wanted, wanted) if following == 100 else split_by_weight(wanted, following)
+            )
+            return Step(
+                canary_replicas=max(canary_n, next_canary),
+                stable_replicas=stable_target,
+                route="both",
+                canary=_status(
+                    revision,
+                    index + 1,
+                    following,
+                    started=None,
+                    pods=(next_canary, next_stable),
+                    paused=False,
+                ),
+                decision=decision,
+                requeue_after=0.0,
+            )
+        requeue = left
+    return Step(
+        canary_replicas=canary_n,
+        stable_replicas=stable_target,
+        route="both",
+        canary=_status(
+            revision, index, weight, started=started, pods=(canary_n, stable_n), paused=paused
+        ),
+        decision=decision,
+        requeue_after=requeue,
+    )
+
+
+def _status(
+    revision: str,
+    index: int,
+    weight: int,
+    *,
+    started: str | None,
+    pods: tuple[int, int],
+    paused: bool,
+) -> api.Canary:
+    canary_replicas, stable_replicas = pods
+    return api.Canary(
+        revision=revision,
+        step=index,
+        weight=weight,
+        step_started_at=started,
+        canary_replicas=canary_replicas,
+        stable_replicas=stable_replicas,
+        paused=paused,
+    )
+
+
+def parse_action(annotations: dict[str, str]) -> tuple[Action | None, str | None]:
+    """The one-off action asked by annotation, or the error naming a value that is none."""
+    raw = annotations.get(ACTION_ANNOTATION)
+    if raw is None:
+        return None, None
+    value = raw.strip().lower()
+    for action in ACTIONS:
+        if value == action:
+            return action, None
+    return None, (
+        f"annotation {ACTION_ANNOTATION}: {raw!r} is not an action (promote, abort or retry); "
+        "it was removed and nothing was done"
+    )

@@ -1,0 +1,155 @@
+"""The canary state machine, transition by transition: steps, pods per revision under the
+replicas router, pause and resume, promote, abort, and resuming after a crash."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from modelship import api, rollout
+from modelship.rollout import Pods
+
+from .conftest import make_md
+
+NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
+MD = make_md(
+    {
+        "model": {"uri": "s3://m/model.onnx"},
+        "replicas": 4,
+        "rollout": {"steps": [25, 50, 100], "interval": "10s"},
+    }
+)
+PAUSED = make_md(
+    {
+        "model": {"uri": "s3://m/model.onnx"},
+        "replicas": 4,
+        "rollout": {"steps": [25, 50, 100], "interval": "10s", "paused": True},
+    }
+)
+STABLE4 = Pods(wanted=4, ready=4, rolled_out=True)
+STABLE3 = Pods(wanted=3, ready=3, rolled_out=True)
+
+
+def ago(seconds: int) -> str:
+    return (NOW - datetime.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def at_step(
+    index: int, started: str | None, pods: tuple[int, int], paused: bool = False
+) -> api.Canary:
+    weight = [25, 50, 100][index]
+    return api.Canary(
+        revision="new",
+        step=index,
+        weight=weight,
+        step_started_at=started,
+        canary_replicas=pods[0],
+        stable_replicas=pods[1],
+        paused=paused,
+    )
+
+
+def run(
+    prior: api.Canary | None,
+    canary: Pods | None,
+    stable: Pods,
+    action: rollout.Action | None = None,
+    md: api.ModelDeployment = MD,
+) -> rollout.Step:
+    return rollout.step(
+        md.spec, "new", "old", prior, canary=canary, stable=stable, action=action, now=NOW
+    )
+
+
+def test_the_first_step_brings_one_canary_pod_before_the_stable_shrinks() -> None:
+    first = run(None, None, STABLE4)
+    assert (first.canary_replicas, first.stable_replicas, first.route) == (1, 4, "both")
+    assert first.canary == at_step(0, None, (1, 3)) and first.decision is None
+    # The canary pod is ready: now the stable gives one up.
+    ready = run(first.canary, Pods(1, 1, True), STABLE4)
+    assert (ready.canary_replicas, ready.stable_replicas) == (1, 3)
+    assert ready.canary is not None and ready.canary.step_started_at is None
+    # Both in place: the step's interval starts, and the operator comes back when it ends.
+    settled = run(ready.canary, Pods(1, 1, True), STABLE3)
+    assert settled.canary == at_step(0, ago(0), (1, 3)) and settled.requeue_after == 10.0
+
+
+def test_a_step_advances_after_its_interval() -> None:
+    running = run(at_step(0, ago(4), (1, 3)), Pods(1, 1, True), STABLE3)
+    assert running.requeue_after == 6.0 and running.decision is None
+    done = run(at_step(0, ago(10), (1, 3)), Pods(1, 1, True), STABLE3)
+    assert done.decision is not None and done.decision.action == "StepAdvanced"
+    assert (
+        "step 1/3 (weight 25%)" in done.decision.reason
+        and "step 2 (weight 50%)" in done.decision.reason
+    )
+    assert done.canary == at_step(1, None, (2, 2)) and done.requeue_after == 0.0
+    assert (done.canary_replicas, done.stable_replicas) == (2, 3)
+
+
+def test_the_last_step_promotes_once_every_canary_pod_is_ready() -> None:
+    last = at_step(2, None, (4, 2))
+    rising = run(last, Pods(4, 3, False), Pods(2, 2, True))
+    assert (rising.route, rising.canary_replicas, rising.stable_replicas) == ("both", 4, 2)
+    assert rising.outcome is None
+    promoted = run(last, Pods(4, 4, True), Pods(2, 2, True))
+    assert promoted.route == "canary" and promoted.outcome == "promoted"
+    assert promoted.canary is None
+    assert promoted.decision is not None and promoted.decision.action == "Promoted"
+    assert "revision new promoted after 3 steps: 4/4 replicas ready" in promoted.decision.reason
+
+
+def test_pause_holds_the_step_and_resume_runs_it_again() -> None:
+    running = at_step(0, ago(8), (1, 3))
+    paused = run(running, Pods(1, 1, True), STABLE3, md=PAUSED)
+    assert paused.decision is not None and paused.decision.action == "Paused"
+    assert paused.canary is not None and paused.canary.paused and paused.requeue_after is None
+    # Held over many intervals: no decision, no step.
+    later = run(paused.canary, Pods(1, 1, True), STABLE3, md=PAUSED)
+    assert later.decision is None and later.canary == paused.canary
+    resumed = run(paused.canary, Pods(1, 1, True), STABLE3)
+    assert resumed.decision is not None and resumed.decision.action == "Resumed"
+    assert resumed.canary == at_step(0, ago(0), (1, 3)) and resumed.requeue_after == 10.0
+
+
+def test_abort_sends_every_request_back_to_the_stable() -> None:
+    aborted = run(at_step(1, ago(3), (2, 2)), Pods(2, 2, True), Pods(2, 2, True), action="abort")
+    assert (aborted.route, aborted.canary_replicas, aborted.stable_replicas) == ("stable", 0, 4)
+    assert aborted.outcome == "rolled_back" and aborted.canary is None
+    assert aborted.decision is not None and aborted.decision.action == "RolledBack"
+    assert "at step 2/3 (weight 50%)" in aborted.decision.reason
+
+
+def test_promote_by_hand_jumps_to_the_last_step() -> None:
+    jumped = run(at_step(0, ago(3), (1, 3)), Pods(1, 1, True), STABLE3, action="promote")
+    assert jumped.canary is not None and jumped.canary.step == 2 and jumped.canary_replicas == 4
+    assert jumped.decision is not None and "promote annotation" in jumped.decision.reason
+
+
+def test_an_operator_restarted_mid_step_resumes_it_with_the_time_left() -> None:
+    resumed = run(at_step(1, ago(7), (2, 2)), Pods(2, 2, True), Pods(2, 2, True))
+    assert resumed.canary == at_step(1, ago(7), (2, 2))
+    assert resumed.requeue_after == 3.0 and resumed.decision is None
+
+
+def test_a_new_revision_mid_canary_starts_over() -> None:
+    other = at_step(1, ago(7), (2, 2)).model_copy(update={"revision": "older"})
+    fresh = run(other, None, Pods(2, 2, True))
+    assert fresh.canary is not None and fresh.canary.step == 0 and fresh.canary.revision == "new"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "action", "error"),
+    [
+        ({}, None, False),
+        ({rollout.ACTION_ANNOTATION: "promote"}, "promote", False),
+        ({rollout.ACTION_ANNOTATION: " Abort "}, "abort", False),
+        ({rollout.ACTION_ANNOTATION: "retry"}, "retry", False),
+        ({rollout.ACTION_ANNOTATION: "rollback"}, None, True),
+    ],
+)
+def test_parse_action(annotations: dict[str, str], action: str | None, error: bool) -> None:
+    found, problem = rollout.parse_action(annotations)
+    assert found == action and (problem is not None) == error
+    if problem:
+        assert "'rollback' is not an action (promote, abort or retry)" in problem
