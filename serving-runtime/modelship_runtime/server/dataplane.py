@@ -257,10 +257,14 @@ class DataPlane:
         outcome = "client_error" if exc.status < 500 else "server_error"
         self.metrics.requests[outcome].inc()
 
+    def observe_request(self, started: float) -> None:
+        """Front ends time every inference request, failed ones included, from its arrival to
+        its encoded answer: a canary that fails fast must not look fast."""
+        self.metrics.request_seconds.observe(time.perf_counter() - started)
+
     async def infer(
         self, name: str, version: str | None, request: InferenceRequest
     ) -> InferenceResponse:
-        started = time.perf_counter()
         metrics = self.metrics
         self._in_flight += 1
         self._idle.clear()
@@ -296,7 +300,6 @@ class DataPlane:
             metrics.inference_seconds.observe(execution.inference_s)
             metrics.batch_size.observe(execution.batch_size)
             metrics.requests["success"].inc()
-            metrics.request_seconds.observe(time.perf_counter() - started)
             return InferenceResponse(
                 model_name=self.settings.model_name,
                 model_version=self.settings.model_version,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 import grpc
@@ -236,6 +237,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):  # type:
         return service_pb2.ModelConfigResponse(config=config)
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
+        started = time.perf_counter()
         try:
             try:
                 decoded = decode_infer_request(request)
@@ -245,20 +247,22 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):  # type:
             response = await self.dp.infer(
                 request.model_name, request.model_version or None, decoded
             )
+            out_tensor = service_pb2.ModelInferResponse.InferOutputTensor
+            return service_pb2.ModelInferResponse(
+                model_name=response.model_name,
+                model_version=response.model_version,
+                id=response.id or "",
+                outputs=[
+                    out_tensor(name=t.name, datatype=t.datatype, shape=list(t.shape))
+                    for t in response.outputs
+                ],
+                raw_output_contents=[_raw(t) for t in response.outputs],
+                parameters=_response_parameters(response.parameters),
+            )
         except InferenceError as exc:
             await self._fail(context, exc)
-        out_tensor = service_pb2.ModelInferResponse.InferOutputTensor
-        return service_pb2.ModelInferResponse(
-            model_name=response.model_name,
-            model_version=response.model_version,
-            id=response.id or "",
-            outputs=[
-                out_tensor(name=t.name, datatype=t.datatype, shape=list(t.shape))
-                for t in response.outputs
-            ],
-            raw_output_contents=[_raw(t) for t in response.outputs],
-            parameters=_response_parameters(response.parameters),
-        )
+        finally:
+            self.dp.observe_request(started)
 
 
 def build_grpc_server(dataplane: DataPlane, max_message_bytes: int) -> grpc.aio.Server:

@@ -177,7 +177,8 @@ class RuntimeMetrics(Collector):
         yield requests
         yield self._histogram(
             "modelship_request_duration_seconds",
-            "Time from a decoded request to its encoded response.",
+            "Time from a received inference request to its encoded answer, failed requests "
+            "included.",
             self.request_seconds,
         )
         yield self._histogram(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -171,25 +172,32 @@ class RestApp:
         self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None
     ) -> None:
         dp = self.dataplane
+        started = time.perf_counter()
         try:
-            body = await self._body(scope, receive)
-            raw_length = _header(scope, HEADER_LENGTH)
-            header_length: int | None = None
-            if raw_length is not None:
-                try:
-                    header_length = int(raw_length)
-                except ValueError:
-                    raise BadRequest("Inference-Header-Content-Length is not an integer") from None
-            request = decode_request(body, header_length)
-        except InferenceError as exc:
-            dp.count_failure(exc)
-            raise
-        response = await dp.infer(name, version, request)
-        payload, json_length = encode_response(response, request)
-        if json_length is None:
-            await _respond(send, 200, payload)
-        else:
-            await _respond(send, 200, payload, OCTET, [(HEADER_LENGTH, str(json_length).encode())])
+            try:
+                body = await self._body(scope, receive)
+                raw_length = _header(scope, HEADER_LENGTH)
+                header_length: int | None = None
+                if raw_length is not None:
+                    try:
+                        header_length = int(raw_length)
+                    except ValueError:
+                        raise BadRequest(
+                            "Inference-Header-Content-Length is not an integer"
+                        ) from None
+                request = decode_request(body, header_length)
+            except InferenceError as exc:
+                dp.count_failure(exc)
+                raise
+            response = await dp.infer(name, version, request)
+            payload, json_length = encode_response(response, request)
+            if json_length is None:
+                await _respond(send, 200, payload)
+            else:
+                length = [(HEADER_LENGTH, str(json_length).encode())]
+                await _respond(send, 200, payload, OCTET, length)
+        finally:
+            dp.observe_request(started)
 
 
 def _expect(method: str, allowed: str) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import orjson
 import pytest
+import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
@@ -245,7 +246,40 @@ class TestErrors:
         assert status == 405 and b"use GET" in payload
 
 
+def _request_count(server: ServerProcess) -> float:
+    conn = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    (line,) = [
+        line
+        for line in text.splitlines()
+        if line.startswith("modelship_request_duration_seconds_count")
+    ]
+    return float(line.rsplit(" ", 1)[1])
+
+
 class TestMetrics:
+    def test_failed_requests_are_timed_too(self, mlp_server: ServerProcess) -> None:
+        """A canary that fails fast must not look fast: every answered inference request, over
+        REST and gRPC, failed or not, is in the latency histogram."""
+        before = _request_count(mlp_server)
+        wrong_shape = {
+            "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]
+        }
+        status, _ = raw_post(mlp_server, "/v2/models/mlp/infer", orjson.dumps(wrong_shape))
+        assert status == 400
+        status, _ = raw_post(mlp_server, "/v2/models/mlp/infer", b"{not json")
+        assert status == 400
+        inp = grpcclient.InferInput("x", [1, 3], "FP32")
+        inp.set_data_from_numpy(np.ones((1, 3), np.float32))
+        with pytest.raises(InferenceServerException):
+            grpcclient.InferenceServerClient(mlp_server.grpc_url).infer("mlp", [inp])
+        ok = httpclient.InferInput("x", [1, 16], "FP32")
+        ok.set_data_from_numpy(np.ones((1, 16), np.float32))
+        _client(mlp_server).infer("mlp", [ok])
+        assert _request_count(mlp_server) == before + 4
+
     def test_own_registry_with_request_outcomes(self, mlp_server: ServerProcess) -> None:
         inp = httpclient.InferInput("x", [1, 16], "FP32")
         inp.set_data_from_numpy(np.ones((1, 16), np.float32))
