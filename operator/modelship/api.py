@@ -343,7 +343,25 @@ class Analysis(Model):
         default=None, ge=0, le=1, description="Largest tolerated accuracy drop versus stable."
     )
     failure_limit: int = Field(
-        default=2, ge=1, le=100, description="Failed checks tolerated before rolling back."
+        default=2, ge=1, le=100, description="Failed intervals that roll the canary back."
+    )
+    min_requests: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="Requests a revision must have answered in an interval before its latency "
+        "and error checks judge it; fewer is Inconclusive (hold), never a verdict.",
+    )
+    inconclusive_limit: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Inconclusive intervals in a row before onInconclusive applies.",
+    )
+    on_inconclusive: Literal["pause", "rollback"] = Field(
+        default="pause",
+        description="After inconclusiveLimit inconclusive intervals: pause (hold until the "
+        "promote or abort annotation), or roll back; missing data never rolls back.",
     )
     metrics: list[AnalysisMetric] = Field(
         default_factory=list, max_length=16, description="Additional PromQL checks."
@@ -619,6 +637,19 @@ class Revisions(Model):
     )
 
 
+class CheckStatus(Model):
+    """One check of an analysis interval, with the figures behind its verdict."""
+
+    name: str = Field(description="The check (the spec field that turns it on, or a metric).")
+    verdict: Literal["Pass", "Fail", "Inconclusive"] = Field(description="Its verdict.")
+    reason: str = Field(max_length=2048, description="The figures, in words.")
+    value: float | None = Field(default=None, description="The canary's measurement.")
+    baseline: float | None = Field(default=None, description="The stable's, when compared.")
+    threshold: float | None = Field(default=None, description="The limit it was held to.")
+    samples: int | None = Field(default=None, description="The canary's requests or labels.")
+    p_value: float | None = Field(default=None, description="Of the test behind a Fail.")
+
+
 class Canary(Model):
     """State of a canary rollout: enough to resume the same step after an operator restart."""
 
@@ -633,6 +664,21 @@ class Canary(Model):
     canary_replicas: int = Field(default=0, ge=0, description="Pods the step gives the canary.")
     stable_replicas: int = Field(default=0, ge=0, description="Pods the step leaves the stable.")
     paused: bool = Field(default=False, description="Held by spec.rollout.paused.")
+    held_by_analysis: bool = Field(
+        default=False,
+        description="Held after inconclusiveLimit inconclusive intervals, until the promote or "
+        "abort annotation.",
+    )
+    failures: int = Field(default=0, ge=0, description="Failed analysis intervals so far.")
+    inconclusive: int = Field(
+        default=0, ge=0, description="Inconclusive analysis intervals in a row."
+    )
+    missing_data: int = Field(
+        default=0, ge=0, description="Of those, the intervals that lacked data."
+    )
+    analysis: list[CheckStatus] = Field(
+        default_factory=list, description="Each check of the last analysis interval."
+    )
 
 
 class HistoryEntry(Model):

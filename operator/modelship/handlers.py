@@ -62,6 +62,7 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     reconciler: Reconciler = memo["reconciler"]
     memo["resync"].cancel()
     await reconciler.client.close()
+    await reconciler.prometheus.close()
 
 
 @kopf.on.resume(api.GROUP, api.VERSION, api.PLURAL, id="reconcile-resume")

@@ -60,6 +60,12 @@ DECISIONS = Counter(
     ["namespace", "name", "action"],
     registry=REGISTRY,
 )
+ANALYSIS = Counter(
+    "modelship_analysis_checks_total",
+    "Canary analysis check results, by check and verdict (Pass, Fail, Inconclusive).",
+    ["check", "verdict"],
+    registry=REGISTRY,
+)
 RESYNC_COMPLETED = Gauge(
     "modelship_resync_last_completed_timestamp_seconds",
     "When the periodic resync last went through every ModelDeployment (Unix time).",

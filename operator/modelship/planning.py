@@ -11,6 +11,7 @@ from typing import Any
 
 from modelship import api, monitoring, naming, render, rollout
 from modelship import pods as podstate
+from modelship.analysis.checks import IntervalVerdict
 from modelship.builds import ObservedJob, stale_jobs
 from modelship.drift import contains
 from modelship.revisions import RevisionPlan, Serving, plan_revisions
@@ -99,6 +100,7 @@ def plan(
     now: datetime.datetime,
     *,
     new_key: bytes = b"",
+    measured: IntervalVerdict | None = None,
 ) -> Plan:
     """Decide the children of a ModelDeployment from its spec, what exists and what its status
     remembers (retired revisions, children made before). `new_key` signs prediction tokens if
@@ -130,6 +132,7 @@ def plan(
         pods=observed.pods,
         action=action,
         canary_before=prior.canary,
+        measured=measured,
         settings=settings,
         now=now,
     )

@@ -13,6 +13,7 @@ from typing import Any
 from modelship import (
     api,
     builds,
+    durations,
     metrics,
     monitoring,
     naming,
@@ -21,7 +22,10 @@ from modelship import (
     rollout,
     status,
 )
+from modelship.analysis.checks import IntervalVerdict, judge_interval, run_checks
+from modelship.analysis.queries import Scope, plan_queries
 from modelship.kube import ApiError, KubeClient
+from modelship.prometheus import PrometheusClient
 from modelship.settings import OperatorSettings
 from modelship.timestamps import format_time
 
@@ -52,6 +56,9 @@ class Reconciler:
     def __init__(self, settings: OperatorSettings, client: KubeClient) -> None:
         self.settings = settings
         self.client = client
+        self.prometheus = PrometheusClient(
+            settings.prometheus_url, settings.prometheus_timeout_seconds
+        )
         self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(
             asyncio.Lock
         )
@@ -203,8 +210,17 @@ class Reconciler:
         prior = self._last.get(md.uid, md.status)
         observed = await self._observe(md)
         now = datetime.datetime.now(datetime.UTC)
+        measured = None
+        if rollout.analysis_due(md.spec, prior.canary, now):
+            measured = await self._measure(md, prior)
         plan = planning.plan(
-            md, observed, self.settings, prior, now, new_key=secrets.token_bytes(32)
+            md,
+            observed,
+            self.settings,
+            prior,
+            now,
+            new_key=secrets.token_bytes(32),
+            measured=measured,
         )
 
         for secret in plan.create:
@@ -250,6 +266,34 @@ class Reconciler:
         self._serving[md.uid] = {name: _serving_facts(d) for name, d in deployments.items()}
         metrics.publish_phases(s.phase or "Unknown" for s in self._last.values())
         return new
+
+    async def _measure(
+        self, md: api.ModelDeployment, prior: api.ModelDeploymentStatus
+    ) -> IntervalVerdict:
+        """The verdict of the canary's interval that just ended: canary and stable over the
+        same window, read from Prometheus; the statistics run off the event loop."""
+        analysis, canary = md.spec.rollout.analysis, prior.canary
+        stable = prior.revisions.stable if prior.revisions else None
+        assert analysis is not None and canary is not None
+        window = durations.prometheus_duration(durations.duration_ms(md.spec.rollout.interval))
+        scope = Scope(
+            namespace=md.namespace,
+            name=md.name,
+            canary=canary.revision,
+            stable=stable.revision if stable is not None else canary.revision,
+            window=window,
+        )
+        canary_readings, stable_readings, custom = await self.prometheus.interval(
+            plan_queries(scope, analysis.metrics)
+        )
+        policy = rollout.analysis_policy(analysis)
+        results = await asyncio.get_running_loop().run_in_executor(
+            None, run_checks, policy, canary_readings, stable_readings, custom
+        )
+        verdict = judge_interval(results)
+        for result in results:
+            metrics.ANALYSIS.labels(check=result.name, verdict=result.verdict).inc()
+        return verdict
 
     async def _act_on_revisions(
         self, md: api.ModelDeployment, observed: planning.Observed, plan: revisions.RevisionPlan

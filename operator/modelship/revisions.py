@@ -11,6 +11,7 @@ from typing import Any
 
 from modelship import api, naming, render, rollout
 from modelship import pods as podstate
+from modelship.analysis.checks import IntervalVerdict
 from modelship.drift import contains
 from modelship.settings import OperatorSettings
 from modelship.timestamps import format_time, parse_time
@@ -135,6 +136,7 @@ def plan_revisions(
     pods: Sequence[dict[str, Any]] = (),
     action: rollout.Action | None = None,
     canary_before: api.Canary | None = None,
+    measured: IntervalVerdict | None = None,
     settings: OperatorSettings,
     now: datetime.datetime,
 ) -> RevisionPlan:
@@ -182,6 +184,7 @@ def plan_revisions(
                 selected=selected,
                 before=canary_before,
                 action=action,
+                measured=measured,
                 settings=settings,
                 now=now,
             )
@@ -305,6 +308,7 @@ def _canary_step(
     selected: ObservedDeployment,
     before: api.Canary | None,
     action: rollout.Action | None,
+    measured: IntervalVerdict | None,
     settings: OperatorSettings,
     now: datetime.datetime,
 ) -> rollout.Step:
@@ -327,6 +331,7 @@ def _canary_step(
         stable=stable_pods,
         action=action,
         now=now,
+        measured=measured,
     )
 
 

@@ -5,10 +5,12 @@ Promoted, RolledBack) with their reasons. Time and the manual action come in as 
 from __future__ import annotations
 
 import datetime
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 from modelship import api
+from modelship.analysis import checks
 from modelship.durations import duration_ms
 from modelship.scaling.recommend import split_by_weight
 from modelship.timestamps import format_time, parse_time
@@ -63,8 +65,12 @@ def step(
     stable: Pods,
     action: Action | None,
     now: datetime.datetime,
+    measured: checks.IntervalVerdict | None = None,
 ) -> Step:
-    """Advance the canary of `revision` against `stable_revision` by one reconcile."""
+    """Advance the canary of `revision` against `stable_revision` by one reconcile.
+
+    With `spec.rollout.analysis`, a step whose interval ended advances only on the verdict of
+    that interval (`measured`, read from Prometheus by the caller when `analysis_due`)."""
     steps = list(spec.rollout.steps)
     wanted = spec.desired_replicas()
     stamp = format_time(now)
@@ -73,25 +79,22 @@ def step(
     index = min(index, len(steps) - 1)
     started = prior.step_started_at if prior is not None and same else None
     was_paused = bool(prior is not None and same and prior.paused)
+    kept = prior if prior is not None and same else None
+    held = bool(kept is not None and kept.held_by_analysis)
+    tally = _Tally.of(kept)
 
     if action == "abort":
-        return Step(
-            canary_replicas=0,
-            stable_replicas=max(wanted, stable.wanted),
-            route="stable",
-            canary=None,
-            decision=api.Decision(
-                action="RolledBack",
-                reason=f"revision {revision} rolled back by the {ACTION_ANNOTATION}: abort "
-                f"annotation at step {index + 1}/{len(steps)} (weight {steps[index]}%); "
-                f"revision {stable_revision} takes all traffic again",
-                at=stamp,
-            ),
-            outcome="rolled_back",
+        return _rolled_back(
+            revision,
+            stable_revision,
+            wanted=max(wanted, stable.wanted),
+            reason=f"revision {revision} rolled back by the {ACTION_ANNOTATION}: abort "
+            f"annotation at step {index + 1}/{len(steps)} (weight {steps[index]}%)",
+            at=stamp,
         )
     decision: api.Decision | None = None
     if action == "promote" and steps[index] != 100:
-        index, started = len(steps) - 1, None
+        index, started, held = len(steps) - 1, None, False
         decision = api.Decision(
             action="StepAdvanced",
             reason=f"promoted by the {ACTION_ANNOTATION}: promote annotation: revision "
@@ -135,6 +138,7 @@ def step(
     settled = canary_ready and stable.wanted == stable_n
     paused = spec.rollout.paused
     requeue: float | None = None
+    analysis = spec.rollout.analysis
     if paused and not was_paused:
         decision = api.Decision(
             action="Paused",
@@ -152,16 +156,39 @@ def step(
         )
     elif settled and started is None:
         started = stamp
-    if settled and started is not None and not paused:
+    if settled and started is not None and not paused and not held:
         interval = duration_ms(spec.rollout.interval) / 1000
         left = interval - (now - parse_time(started)).total_seconds()
+        verdict_reason = f"ran for {spec.rollout.interval}"
+        if left <= 0 and analysis is not None:
+            if measured is None:
+                left = 1.0  # due but not measured yet: the next reconcile measures it
+            else:
+                judged = checks.decide(
+                    tally.state(index, len(steps)), measured, analysis_policy(analysis)
+                )
+                tally = _Tally.of_state(judged.state, measured)
+                verdict_reason = f"passed its analysis ({measured.reason})"
+                if judged.action == "RollBack":
+                    return _rolled_back(
+                        revision,
+                        stable_revision,
+                        wanted=max(wanted, stable.wanted),
+                        reason=f"revision {revision} rolled back at step {index + 1}/"
+                        f"{len(steps)}: {judged.reason}",
+                        at=stamp,
+                    )
+                if judged.action == "Continue":
+                    started, left = stamp, interval  # the next interval starts now
+                elif judged.action == "Pause":
+                    held, left = True, interval
+                    decision = api.Decision(action="Paused", reason=judged.reason, at=stamp)
         if left <= 0:
             following = steps[index + 1]
             decision = api.Decision(
                 action="StepAdvanced",
                 reason=f"step {index + 1}/{len(steps)} (weight {weight}%) of revision {revision} "
-                f"ran for {spec.rollout.interval}: step {index + 2} (weight {following}%) "
-                "begins",
+                f"{verdict_reason}: step {index + 2} (weight {following}%) begins",
                 at=stamp,
             )
             # The next reconcile, right away, brings the next step's pods.
@@ -172,28 +199,132 @@ def step(
                 canary_replicas=max(canary_n, next_canary),
                 stable_replicas=stable_target,
                 route="both",
-                canary=_status(
-                    revision,
-                    index + 1,
-                    following,
-                    started=None,
-                    pods=(next_canary, next_stable),
-                    paused=False,
+                canary=tally.apply(
+                    _status(
+                        revision,
+                        index + 1,
+                        following,
+                        started=None,
+                        pods=(next_canary, next_stable),
+                        paused=False,
+                    )
                 ),
                 decision=decision,
                 requeue_after=0.0,
             )
-        requeue = left
+        requeue = None if held else left
+    status = _status(
+        revision, index, weight, started=started, pods=(canary_n, stable_n), paused=paused
+    )
     return Step(
         canary_replicas=canary_n,
         stable_replicas=stable_target,
         route="both",
-        canary=_status(
-            revision, index, weight, started=started, pods=(canary_n, stable_n), paused=paused
-        ),
+        canary=tally.apply(status.model_copy(update={"held_by_analysis": held})),
         decision=decision,
         requeue_after=requeue,
     )
+
+
+def _rolled_back(revision: str, stable_revision: str, *, wanted: int, reason: str, at: str) -> Step:
+    """Traffic back to the stable revision at full size; the canary to zero."""
+    return Step(
+        canary_replicas=0,
+        stable_replicas=wanted,
+        route="stable",
+        canary=None,
+        decision=api.Decision(
+            action="RolledBack",
+            reason=f"{reason}; revision {stable_revision} takes all traffic again",
+            at=at,
+        ),
+        outcome="rolled_back",
+    )
+
+
+def analysis_policy(analysis: api.Analysis) -> checks.Policy:
+    """What the analysis core holds a canary to, from spec.rollout.analysis."""
+    return checks.Policy.from_analysis(
+        analysis,
+        min_requests=analysis.min_requests,
+        inconclusive_limit=analysis.inconclusive_limit,
+        on_inconclusive=analysis.on_inconclusive,
+    )
+
+
+def analysis_due(
+    spec: api.ModelDeploymentSpec, prior: api.Canary | None, now: datetime.datetime
+) -> bool:
+    """Whether the canary's step interval ended and its analysis must be measured now."""
+    if spec.rollout.analysis is None or prior is None or prior.step_started_at is None:
+        return False
+    if spec.rollout.paused or prior.held_by_analysis or prior.weight == 100:
+        return False
+    interval = duration_ms(spec.rollout.interval) / 1000
+    return (now - parse_time(prior.step_started_at)).total_seconds() >= interval
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """The analysis counters a canary carries from interval to interval, and the last figures."""
+
+    failures: int = 0
+    inconclusive: int = 0
+    missing_data: int = 0
+    results: tuple[api.CheckStatus, ...] = ()
+
+    @classmethod
+    def of(cls, canary: api.Canary | None) -> _Tally:
+        if canary is None:
+            return cls()
+        return cls(
+            canary.failures, canary.inconclusive, canary.missing_data, tuple(canary.analysis)
+        )
+
+    @classmethod
+    def of_state(cls, state: checks.StepState, measured: checks.IntervalVerdict) -> _Tally:
+        return cls(
+            state.failures,
+            state.inconclusive,
+            state.missing_data,
+            tuple(
+                api.CheckStatus(
+                    name=r.name,
+                    verdict=r.verdict,
+                    reason=r.reason[:2048],
+                    value=_finite(r.value),
+                    baseline=_finite(r.baseline),
+                    threshold=_finite(r.threshold),
+                    samples=r.samples,
+                    p_value=_finite(r.p_value),
+                )
+                for r in measured.results
+            ),
+        )
+
+    def state(self, index: int, steps: int) -> checks.StepState:
+        return checks.StepState(
+            step=index,
+            steps=steps,
+            failures=self.failures,
+            inconclusive=self.inconclusive,
+            missing_data=self.missing_data,
+        )
+
+    def apply(self, canary: api.Canary) -> api.Canary:
+        return canary.model_copy(
+            update={
+                "failures": self.failures,
+                "inconclusive": self.inconclusive,
+                "missing_data": self.missing_data,
+                "analysis": list(self.results),
+            }
+        )
+
+
+def _finite(value: float | None) -> float | None:
+    # NaN and infinities are not JSON: status says "no value" instead.
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _status(

@@ -64,6 +64,15 @@ class OperatorSettings(BaseModel):
         description="Replaced revisions kept scaled to zero per ModelDeployment (newest first), so "
         "going back to one needs no rebuild and starts at once.",
     )
+    prometheus_url: str | None = Field(
+        default=None,
+        description="Prometheus the canary analysis queries (e.g. "
+        "http://prometheus.monitoring.svc:9090); unset, every analysis is Inconclusive and "
+        "holds the canary.",
+    )
+    prometheus_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="A slower answer counts as Prometheus down."
+    )
     max_workers: int = Field(
         default=64, ge=1, description="Objects kopf processes at once (its worker limit)."
     )

@@ -65,14 +65,6 @@ class EventSpec:
 def _unimplemented(spec: api.ModelDeploymentSpec) -> list[tuple[str, str]]:
     """Accepted fields whose feature is not built yet: (condition type, message)."""
     found: list[tuple[str, str]] = []
-    if spec.rollout.analysis is not None:
-        found.append(
-            (
-                "CanaryAnalysis",
-                "spec.rollout.analysis is accepted but not implemented yet: canary steps advance "
-                "on time (spec.rollout.interval) and by hand, never on Prometheus figures",
-            )
-        )
     if spec.rollout.traffic_router.type == "gatewayAPI":
         found.append(
             (
@@ -267,6 +259,8 @@ def derive_status(
     )
     if facts.monitoring is not None:
         conditions.append(mk.make("Monitoring", *facts.monitoring))
+    if spec.rollout.analysis is not None and facts.canary is not None:
+        conditions.append(mk.make("CanaryAnalysis", *_analysis_condition(facts.canary)))
     for type_, note in _unimplemented(spec):
         conditions.append(mk.make(type_, "False", NOT_IMPLEMENTED, note))
 
@@ -344,6 +338,26 @@ def transition_events(
         )
         events.append(EventSpec(kind, decision.action, decision.reason))
     return events
+
+
+def _analysis_condition(canary: api.Canary) -> tuple[api.ConditionStatus, str, str]:
+    """The last analysis interval in words: which checks pass, fail or cannot tell, and why."""
+    if not canary.analysis:
+        return "Unknown", "Measuring", "the first analysis interval of this step is running"
+    failing = [c for c in canary.analysis if c.verdict == "Fail"]
+    unsure = [c for c in canary.analysis if c.verdict == "Inconclusive"]
+    said = "; ".join(f"{c.name}: {c.reason}" for c in failing + unsure)
+    if canary.held_by_analysis:
+        return "False", "HeldByAnalysis", f"held until the promote or abort annotation: {said}"
+    if failing:
+        return "False", "Failing", f"{canary.failures} failed interval(s): {said}"
+    if unsure:
+        return (
+            "False",
+            "Inconclusive",
+            f"{canary.inconclusive} inconclusive interval(s) in a row, holding the step: {said}",
+        )
+    return "True", "Passing", "; ".join(f"{c.name}: {c.reason}" for c in canary.analysis)
 
 
 HISTORY_LENGTH = 10

@@ -289,7 +289,7 @@ def check_error_rate_max(
     min_requests: int = DEFAULT_MIN_REQUESTS,
     alpha: float = DEFAULT_ALPHA,
 ) -> CheckResult:
-    """The canary's server-error ratio against a ceiling.
+    """The canary's error ratio (failed requests, 4xx and 5xx) against a ceiling.
 
     Pass on the estimate at or under the ceiling; Fail only when the Wilson one-sided (1 - alpha)
     lower bound is above it; in between (over it, but within noise) Inconclusive.
@@ -326,7 +326,7 @@ def check_error_rate_vs_stable(
     min_requests: int = DEFAULT_MIN_REQUESTS,
     alpha: float = DEFAULT_ALPHA,
 ) -> CheckResult:
-    """The canary's server-error ratio against stable's plus a margin (in ratio points).
+    """The canary's error ratio against stable's plus a margin (in ratio points).
 
     Over the margin fails only when the one-sided exact test says the canary's ratio is greater
     than stable's (p < alpha); otherwise Inconclusive.

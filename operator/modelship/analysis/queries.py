@@ -18,7 +18,9 @@ REVISION_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?$"
 # refused, so a typo is reported as such instead of reaching Prometheus as a parse error.
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 PLACEHOLDERS = ("namespace", "name", "canary", "stable", "window")
-SERVER_ERROR = (("outcome", "server_error"),)
+# Failed requests: every answer but a success (client and server errors alike: a canary whose
+# signature breaks the clients' requests fails them with 4xx, and must be caught).
+FAILED = (("outcome", "success"),)
 
 
 class PlaceholderError(ValueError):
@@ -61,7 +63,7 @@ class RevisionQueries:
 
     revision: str
     requests: str  # requests of any outcome
-    server_errors: str  # requests with outcome="server_error"
+    server_errors: str  # failed requests: any outcome but "success" (4xx and 5xx)
     p99_seconds: str  # p99 latency, seconds (NaN when the window saw no request)
     latency_buckets: str  # cumulative count per `le`: one sample per bucket bound
     predictions: str  # labelled predictions
@@ -86,9 +88,15 @@ class QueryPlan:
     metrics: tuple[MetricQuery, ...]
 
 
-def selector(metric: str, matchers: Sequence[tuple[str, str]]) -> str:
-    """A vector selector; values are quoted as PromQL strings (a JSON string is one)."""
-    inner = ", ".join(f"{label}={json.dumps(value)}" for label, value in matchers)
+def selector(
+    metric: str, matchers: Sequence[tuple[str, str]], exclude: Sequence[tuple[str, str]] = ()
+) -> str:
+    """A vector selector (`exclude` as != matchers); values are quoted as PromQL strings (a
+    JSON string is one)."""
+    inner = ", ".join(
+        [f"{label}={json.dumps(value)}" for label, value in matchers]
+        + [f"{label}!={json.dumps(value)}" for label, value in exclude]
+    )
     return f"{metric}{{{inner}}}"
 
 
@@ -96,8 +104,8 @@ def revision_queries(scope: Scope, revision: str) -> RevisionQueries:
     """The built-in queries of one revision of the scope's ModelDeployment."""
     who = [("namespace", scope.namespace), ("model", scope.name), ("revision", revision)]
 
-    def increase(metric: str, window: str, extra: Sequence[tuple[str, str]] = ()) -> str:
-        return f"increase({selector(metric, [*who, *extra])}[{window}])"
+    def increase(metric: str, window: str, exclude: Sequence[tuple[str, str]] = ()) -> str:
+        return f"increase({selector(metric, who, exclude)}[{window}])"
 
     # One shape for every series: increase() over the window, summed over pods and variants.
     # sum() of nothing is nothing, so a revision without series reads "no data", never 0.
@@ -105,7 +113,7 @@ def revision_queries(scope: Scope, revision: str) -> RevisionQueries:
     return RevisionQueries(
         revision=revision,
         requests=f"sum({increase('modelship_requests_total', scope.window)})",
-        server_errors=f"sum({increase('modelship_requests_total', scope.window, SERVER_ERROR)})",
+        server_errors=f"sum({increase('modelship_requests_total', scope.window, FAILED)})",
         p99_seconds=f"histogram_quantile(0.99, {buckets})",
         latency_buckets=buckets,
         predictions=(

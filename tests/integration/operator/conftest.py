@@ -338,8 +338,17 @@ def serving_operator(
     models: Models, operator_environment: dict[str, str], tmp_path: Path
 ) -> Iterator[OperatorProcess]:
     """The operator as a process, with the real runtime image (not started yet)."""
-    env = {**operator_environment, **SERVING_ENV, "MODELSHIP_METRICS_PORT": str(free_port())}
-    operator = OperatorProcess(models.namespace, env, tmp_path / "operator.log")
+    yield from stopped_at_the_end(
+        OperatorProcess(
+            models.namespace,
+            {**operator_environment, **SERVING_ENV, "MODELSHIP_METRICS_PORT": str(free_port())},
+            tmp_path / "operator.log",
+        )
+    )
+
+
+def stopped_at_the_end(operator: OperatorProcess) -> Iterator[OperatorProcess]:
+    """Yield an operator process (for a fixture) and stop it afterwards, whatever happened."""
     try:
         yield operator
     finally:

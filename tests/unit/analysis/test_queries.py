@@ -20,7 +20,7 @@ CANARY = {
     "requests": 'sum(increase(modelship_requests_total{namespace="ml", model="fraud", '
     'revision="c0ffee1234"}[5m]))',
     "server_errors": 'sum(increase(modelship_requests_total{namespace="ml", model="fraud", '
-    'revision="c0ffee1234", outcome="server_error"}[5m]))',
+    'revision="c0ffee1234", outcome!="success"}[5m]))',
     "p99_seconds": "histogram_quantile(0.99, sum by (le) (increase("
     'modelship_request_duration_seconds_bucket{namespace="ml", model="fraud", '
     'revision="c0ffee1234"}[5m])))',

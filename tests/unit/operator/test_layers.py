@@ -15,7 +15,7 @@ LAYERS: list[set[str]] = [
     {"__main__"},  # the process
     {"handlers"},  # kopf routes
     {"reconcile"},  # observe -> plan -> act -> status, the only caller of kube
-    {"kube", "metrics"},  # every API call; the operator's own /metrics
+    {"kube", "metrics", "prometheus"},  # every API call; own /metrics; the Prometheus client
     {"planning", "status"},  # what to change; what status says (both pure)
     {"revisions", "monitoring"},  # the revision lifecycle; which monitoring children exist
     {"rollout"},  # the canary state machine

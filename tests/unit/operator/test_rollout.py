@@ -7,6 +7,7 @@ import datetime
 
 import pytest
 from modelship import api, rollout
+from modelship.analysis import checks
 from modelship.rollout import Pods
 
 from .conftest import make_md
@@ -153,3 +154,95 @@ def test_parse_action(annotations: dict[str, str], action: str | None, error: bo
     assert found == action and (problem is not None) == error
     if problem:
         assert "'rollback' is not an action (promote, abort or retry)" in problem
+
+
+ANALYSED = make_md(
+    {
+        "model": {"uri": "s3://m/model.onnx"},
+        "replicas": 4,
+        "rollout": {
+            "steps": [25, 50, 100],
+            "interval": "10s",
+            "analysis": {"maxErrorRate": 0.01, "failureLimit": 2, "inconclusiveLimit": 2},
+        },
+    }
+)
+
+
+def interval(verdict: checks.Verdict, reason: str = "r") -> checks.IntervalVerdict:
+    cause: checks.Cause | None = "no-data" if verdict == "Inconclusive" else None
+    result = checks.CheckResult(
+        name="maxErrorRate", verdict=verdict, reason=reason, value=0.5, threshold=0.01, cause=cause
+    )
+    return checks.judge_interval([result])
+
+
+def analysed(prior: api.Canary, measured: checks.IntervalVerdict | None) -> rollout.Step:
+    return rollout.step(
+        ANALYSED.spec,
+        "new",
+        "old",
+        prior,
+        canary=Pods(1, 1, True),
+        stable=STABLE3,
+        action=None,
+        now=NOW,
+        measured=measured,
+    )
+
+
+def test_a_step_with_analysis_advances_only_on_a_pass() -> None:
+    due = at_step(0, ago(10), (1, 3))
+    assert rollout.analysis_due(ANALYSED.spec, due, NOW)
+    assert not rollout.analysis_due(ANALYSED.spec, at_step(0, ago(9), (1, 3)), NOW)
+    assert not rollout.analysis_due(MD.spec, due, NOW)  # no analysis: time alone decides
+    waiting = analysed(due, None)
+    assert waiting.decision is None and waiting.requeue_after == 1.0
+    passed = analysed(due, interval("Pass", "error ratio 0% (0 of 300 requests) <= 1%"))
+    assert passed.decision is not None and passed.decision.action == "StepAdvanced"
+    assert "passed its analysis" in passed.decision.reason
+    assert passed.canary is not None and passed.canary.step == 1
+
+
+def test_failed_intervals_roll_back_at_the_failure_limit() -> None:
+    first = analysed(at_step(0, ago(10), (1, 3)), interval("Fail", "error ratio 50% > 1%"))
+    assert first.outcome is None and first.canary is not None
+    assert first.canary.failures == 1 and first.canary.step_started_at == ago(0)
+    (check,) = first.canary.analysis
+    assert (check.name, check.verdict, check.value, check.threshold) == (
+        "maxErrorRate",
+        "Fail",
+        0.5,
+        0.01,
+    )
+    again = first.canary.model_copy(update={"step_started_at": ago(10)})
+    second = analysed(again, interval("Fail", "error ratio 50% > 1%"))
+    assert second.outcome == "rolled_back" and second.route == "stable"
+    assert second.decision is not None and second.decision.action == "RolledBack"
+    assert "2 of 2 failed intervals" in second.decision.reason
+    assert "error ratio 50% > 1%" in second.decision.reason
+
+
+def test_missing_data_holds_then_pauses_and_never_rolls_back() -> None:
+    first = analysed(at_step(0, ago(10), (1, 3)), interval("Inconclusive", "no data"))
+    assert first.outcome is None and first.canary is not None
+    assert first.canary.inconclusive == 1 and first.canary.missing_data == 1
+    assert first.decision is None and first.canary.step == 0
+    again = first.canary.model_copy(update={"step_started_at": ago(10)})
+    second = analysed(again, interval("Inconclusive", "no data"))
+    assert second.outcome is None and second.canary is not None
+    assert second.canary.held_by_analysis and second.requeue_after is None
+    assert second.decision is not None and second.decision.action == "Paused"
+    # Held: time passing changes nothing; the promote annotation ends it.
+    assert not rollout.analysis_due(ANALYSED.spec, second.canary, NOW)
+    promoted = rollout.step(
+        ANALYSED.spec,
+        "new",
+        "old",
+        second.canary,
+        canary=Pods(1, 1, True),
+        stable=STABLE3,
+        action="promote",
+        now=NOW,
+    )
+    assert promoted.canary is not None and promoted.canary.step == 2

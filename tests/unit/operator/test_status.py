@@ -312,7 +312,7 @@ def test_unimplemented_features_are_reported() -> None:
         }
     )
     new = status.derive_status(md.spec, 1, api.ModelDeploymentStatus(), facts(), T0)
-    for type_ in ("CanaryAnalysis", "Autoscaling", "TritonRuntime"):
+    for type_ in ("Autoscaling", "TritonRuntime"):
         assert cond(new, type_).reason == status.NOT_IMPLEMENTED
     # Canary steps themselves are built: steps alone report nothing unimplemented.
     steps_only = make_md({"model": {"uri": "s3://m/model.onnx"}, "rollout": {"steps": [5, 100]}})

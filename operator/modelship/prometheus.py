@@ -1,0 +1,132 @@
+"""The one Prometheus client of the operator: instant queries with a timeout, over aiohttp.
+
+Every failure comes back as a reading with the cause in words, never as an exception: an
+unreachable Prometheus is a state the canary analysis holds on (Inconclusive), not a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+
+from modelship.analysis.checks import HistogramReading, Reading, RevisionReadings
+from modelship.analysis.queries import QueryPlan, RevisionQueries
+from modelship.analysis.statistics import Histogram
+
+
+class PrometheusClient:
+    """Instant queries (GET /api/v1/query) against one Prometheus."""
+
+    def __init__(self, url: str | None, timeout_seconds: float) -> None:
+        self.url = url.rstrip("/") if url else None
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _samples(self, promql: str) -> tuple[list[dict[str, Any]] | None, str | None]:
+        """The result vector (None: nothing usable) and the error in words."""
+        if self.url is None:
+            return None, "no Prometheus configured (MODELSHIP_PROMETHEUS_URL)"
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        try:
+            async with self._session.get(
+                f"{self.url}/api/v1/query", params={"query": promql}
+            ) as response:
+                return parse_vector(response.status, await response.text())
+        except TimeoutError:
+            return None, f"Prometheus at {self.url} timed out"
+        except (aiohttp.ClientError, OSError) as exc:
+            return None, f"Prometheus at {self.url} unreachable: {exc}"
+
+    async def reading(self, promql: str) -> Reading:
+        """One number: the single sample of the result (none: no data)."""
+        samples, error = await self._samples(promql)
+        if error is not None:
+            return Reading(error=f"{error} (query: {promql})")
+        assert samples is not None
+        if not samples:
+            return Reading()
+        if len(samples) > 1:
+            return Reading(error=f"{len(samples)} series where one was expected: {promql}")
+        return Reading(value=_value(samples[0]))
+
+    async def histogram(self, promql: str) -> HistogramReading:
+        """Cumulative counts per `le` bound (one sample per bucket)."""
+        samples, error = await self._samples(promql)
+        if error is not None:
+            return HistogramReading(error=f"{error} (query: {promql})")
+        assert samples is not None
+        pairs = [
+            (float(s.get("metric", {}).get("le", "nan")), _value(s))
+            for s in samples
+            if "le" in s.get("metric", {})
+        ]
+        if not pairs:
+            return HistogramReading()
+        try:
+            return HistogramReading(histogram=Histogram.from_cumulative(pairs))
+        except ValueError as exc:
+            return HistogramReading(error=f"unusable histogram ({exc}): {promql}")
+
+    async def revision(self, queries: RevisionQueries) -> RevisionReadings:
+        """Every built-in reading of one revision, at once."""
+        requests, errors, p99, buckets, predictions, correct = await asyncio.gather(
+            self.reading(queries.requests),
+            self.reading(queries.server_errors),
+            self.reading(queries.p99_seconds),
+            self.histogram(queries.latency_buckets),
+            self.reading(queries.predictions),
+            self.reading(queries.correct),
+        )
+        return RevisionReadings(requests, errors, p99, buckets, predictions, correct)
+
+    async def interval(
+        self, plan: QueryPlan
+    ) -> tuple[RevisionReadings, RevisionReadings, dict[str, Reading]]:
+        """The readings of one analysis interval: canary, stable, and each user metric."""
+        canary, stable = await asyncio.gather(
+            self.revision(plan.canary), self.revision(plan.stable)
+        )
+        metrics: dict[str, Reading] = {}
+        for metric in plan.metrics:
+            if metric.promql is None:
+                metrics[metric.name] = Reading(error=metric.error)
+            else:
+                metrics[metric.name] = await self.reading(metric.promql)
+        return canary, stable, metrics
+
+
+def parse_vector(status: int, text: str) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """An /api/v1/query answer as its samples, or the error in words (pure)."""
+    try:
+        body: Any = json.loads(text)
+    except ValueError:
+        return None, f"HTTP {status}, not a Prometheus answer: {text[:200]!r}"
+    if not isinstance(body, dict) or body.get("status") != "success":
+        kind = body.get("errorType", "error") if isinstance(body, dict) else "error"
+        detail = body.get("error", "") if isinstance(body, dict) else ""
+        return None, f"HTTP {status}, {kind}: {detail}".strip()
+    data = body.get("data") or {}
+    if data.get("resultType") == "scalar":
+        return [{"metric": {}, "value": data.get("result")}], None
+    result = data.get("result")
+    if data.get("resultType") != "vector" or not isinstance(result, list):
+        return None, f"unexpected {data.get('resultType')} result"
+    return result, None
+
+
+def _value(sample: dict[str, Any]) -> float:
+    pair = sample.get("value") or [0, "nan"]
+    try:
+        return float(pair[1])
+    except (TypeError, ValueError, IndexError):
+        return float("nan")

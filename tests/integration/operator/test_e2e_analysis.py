@@ -1,0 +1,189 @@
+"""End to end with real pods and the real Prometheus: each canary step judged on the figures
+Prometheus scraped from both revisions. A good canary is promoted, an erroring canary (its input
+signature breaks the clients' requests) is rolled back after its first interval, a canary with
+no traffic holds and says why; the stable path loses no request."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from modelship import naming
+
+from tests.support.load import SteadyLoad
+from tests.support.onnx_models import write_linear_onnx
+from tests.support.prometheus import Prometheus, prometheus_url
+from tests.support.waiting import wait_until
+
+from .conftest import (
+    MODELS_ROOT,
+    SERVING_ENV,
+    Models,
+    OperatorProcess,
+    free_port,
+    model_file,
+    stopped_at_the_end,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+INTERVAL = 20
+
+
+@pytest.fixture
+def analysing_operator(
+    models: Models, operator_environment: dict[str, str], tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """The operator as a process, reading the cluster's Prometheus (not started yet)."""
+    env = {**operator_environment, **SERVING_ENV, "MODELSHIP_PROMETHEUS_URL": prometheus_url()}
+    env["MODELSHIP_METRICS_PORT"] = str(free_port())
+    yield from stopped_at_the_end(OperatorProcess(models.namespace, env, tmp_path / "operator.log"))
+
+
+def _spec(uri: str, replicas: int, steps: list[int], **analysis: Any) -> dict[str, Any]:
+    return {
+        "model": {"uri": uri},
+        "replicas": replicas,
+        "monitoring": {"podMonitor": True},
+        "rollout": {
+            "steps": steps,
+            "interval": f"{INTERVAL}s",
+            "analysis": {"maxErrorRate": 0.05, "minRequests": 20, **analysis},
+        },
+    }
+
+
+def _ready_scraped(models: Models, name: str) -> str:
+    """Wait until the model is Ready and Prometheus scrapes its pods: a new namespace's
+    PodMonitor reaches Prometheus' configuration only after the config reloader sees it, and
+    the canary's pods are found through that configuration."""
+    stable = wait_until(lambda: models.ready_stable(name), timeout=300, what=f"md/{name} Ready")
+    prometheus = Prometheus.from_endpoints()
+    selector = f'modelship_requests_total{{namespace="{models.namespace}", model="{name}"}}'
+    wait_until(
+        lambda: prometheus.query(selector), timeout=240, what=f"Prometheus scraping md/{name}"
+    )
+    return str(stable)
+
+
+def _decision(models: Models, name: str) -> str:
+    return str((models.status(name).get("lastDecision") or {}).get("action", ""))
+
+
+def test_a_good_canary_passes_each_step_and_is_promoted(
+    models: Models, analysing_operator: OperatorProcess
+) -> None:
+    analysing_operator.start()
+    first = model_file(models.namespace, "good-a", 0.1)
+    models.create("good", _spec(first, 4, [25, 100], maxP99LatencyMs=1000, failureLimit=1))
+    stable = _ready_scraped(models, "good")
+    service = models.core.read_namespaced_service("good", models.namespace)
+    load = SteadyLoad(service.spec.cluster_ip, "good").start()
+    try:
+        models.patch_spec("good", {"model": {"uri": model_file(models.namespace, "good-b", 0.2)}})
+        canary = wait_until(
+            lambda: (
+                (r := models.status("good")["revisions"]["current"]["revision"]) != stable and r
+            ),
+            timeout=30,
+            what="the new revision current",
+        )
+        try:
+            wait_until(
+                lambda: models.ready_stable("good") == canary,
+                timeout=240,
+                what="the canary promoted on its analysis",
+            )
+        except TimeoutError as exc:
+            status = models.status("good")
+            raise AssertionError((status.get("canary"), status.get("conditions"))) from exc
+        status = models.status("good")
+        assert status["lastDecision"]["action"] == "Promoted"
+        advanced = [e.message for e in models.events("good") if e.reason == "StepAdvanced"]
+        assert len(advanced) == 1 and "passed its analysis" in advanced[0], advanced
+        assert "maxErrorRate" in advanced[0] or "checks passed" in advanced[0]
+    finally:
+        outcomes = load.stop()
+    print(f"answers: {dict(outcomes.by_revision)}; failures: {outcomes.failures}")
+    assert outcomes.failures == [], analysing_operator.output()
+    assert set(outcomes.by_revision) == {stable, canary}
+
+
+def test_an_erroring_canary_is_rolled_back_after_its_first_interval(
+    models: Models, analysing_operator: OperatorProcess
+) -> None:
+    analysing_operator.start()
+    first = model_file(models.namespace, "bad-a", 0.1)
+    models.create("bad", _spec(first, 2, [50, 100], failureLimit=1))
+    stable = _ready_scraped(models, "bad")
+    service = models.core.read_namespaced_service("bad", models.namespace)
+    load = SteadyLoad(service.spec.cluster_ip, "bad").start()
+    # Five inputs where the clients send four: every request the canary gets fails with 400.
+    wide = MODELS_ROOT / models.namespace / "bad-b.onnx"
+    write_linear_onnx(wide, np.ones((5, 3), dtype=np.float32))
+    try:
+        models.patch_spec("bad", {"model": {"uri": f"file://{wide}"}})
+        started = wait_until(
+            lambda: (models.status("bad").get("canary") or {}).get("stepStartedAt"),
+            timeout=240,
+            what="the canary's first step begun",
+        )
+        wait_until(
+            lambda: _decision(models, "bad") == "RolledBack",
+            timeout=INTERVAL + 60,
+            what="the erroring canary rolled back",
+        )
+        rolled_back = time.monotonic()
+        status = models.status("bad")
+        reason = status["lastDecision"]["reason"]
+        assert "maxErrorRate" in reason and "1 of 1 failed intervals" in reason, reason
+        assert status["lastDecision"]["at"] >= started
+        degraded = models.condition("bad", "Degraded")
+        assert degraded is not None and degraded["status"] == "True"
+        selector = models.core.read_namespaced_service("bad", models.namespace).spec.selector
+        assert selector[naming.REVISION_LABEL] == stable
+        during = len(load.snapshot().failures)
+        # Traffic is back on stable: from here on nothing fails.
+        settle = rolled_back + 10
+        wait_until(lambda: time.monotonic() >= settle, timeout=15, what="endpoints settled")
+        after = len(load.snapshot().failures)
+        served = load.answered_by(stable)
+        wait_until(lambda: load.answered_by(stable) >= served + 100, timeout=30, what="serving")
+    finally:
+        outcomes = load.stop()
+    print(f"answers: {dict(outcomes.by_revision)}; failures: {len(outcomes.failures)}")
+    # Only the canary's answers failed, each a 400 naming the input: never the stable path.
+    assert during > 0 and all("HTTP 400" in f for f in outcomes.failures), outcomes.failures[:5]
+    assert len(outcomes.failures) == after, outcomes.failures[after:]
+
+
+def test_a_canary_without_traffic_holds_and_says_why(
+    models: Models, analysing_operator: OperatorProcess
+) -> None:
+    analysing_operator.start()
+    first = model_file(models.namespace, "idle-a", 0.1)
+    models.create("idle", _spec(first, 2, [50, 100], inconclusiveLimit=10))
+    _ready_scraped(models, "idle")
+    models.patch_spec("idle", {"model": {"uri": model_file(models.namespace, "idle-b", 0.2)}})
+    held = wait_until(
+        lambda: (
+            (c := models.condition("idle", "CanaryAnalysis"))
+            and c["reason"] == "Inconclusive"
+            and c
+        ),
+        timeout=240 + INTERVAL,
+        what="the first analysis inconclusive",
+    )
+    assert "maxErrorRate" in held["message"] and "requests" in held["message"], held
+    # Three more intervals, observed throughout: held at step 1, never promoted.
+    until = time.monotonic() + 3 * INTERVAL
+    while time.monotonic() < until:
+        status = models.status("idle")
+        assert (status.get("canary") or {}).get("step") == 0, status.get("canary")
+        assert _decision(models, "idle") not in ("StepAdvanced", "Promoted", "RolledBack")
+        time.sleep(1)
+    assert models.status("idle")["canary"]["inconclusive"] >= 3
