@@ -49,7 +49,18 @@ class SteadyLoad:
         }
         self._body = json.dumps(body).encode()
 
-    def start(self) -> SteadyLoad:
+    def start(self, ready_within: float = 30) -> SteadyLoad:
+        """Start once the Service answers at all: a Service whose pods just became ready is
+        programmed on the node's proxy a moment later, and requests before that are refused
+        whatever the operator does. What the load measures starts from a Service that works."""
+        deadline = time.monotonic() + ready_within
+        while True:
+            _, failure = self._one()
+            if failure is None:
+                break
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the Service never answered within {ready_within}s: {failure}")
+            time.sleep(0.2)
         self._thread.start()
         return self
 
