@@ -46,6 +46,15 @@ def _decisions(models: Models, name: str) -> list[str]:
     return sorted(e.reason for e in models.events(name) if e.reason in wanted)
 
 
+def _wait_decisions(models: Models, name: str, expected: list[str]) -> None:
+    """The decision Events are exactly `expected` (sorted): each one posted, none twice."""
+    wait_until(
+        lambda: _decisions(models, name) == expected,
+        timeout=30,
+        what=f"decision Events {expected} (have {_decisions(models, name)})",
+    )
+
+
 def _start(models: Models, name: str, replicas: int, rollout_: dict[str, Any]) -> tuple[str, str]:
     """A model Ready at `replicas` on its first revision; then a second model file is ready
     to roll out. Returns (stable revision, URI of the next model)."""
@@ -115,8 +124,8 @@ def test_steps_move_pods_and_promote_with_no_failed_request(
     assert outcomes.failures == [], serving_operator.output()
     assert set(outcomes.by_revision) == {stable, canary}
     assert watch.not_ready == []
-    # Each decision once: two steps advanced, one promotion.
-    assert _decisions(models, "steps") == ["Promoted", "StepAdvanced", "StepAdvanced"]
+    # Each decision once: two steps advanced, one promotion (an Event follows its status write).
+    _wait_decisions(models, "steps", ["Promoted", "StepAdvanced", "StepAdvanced"])
 
 
 def _annotate(models: Models, name: str, action: str) -> None:
@@ -225,6 +234,6 @@ def test_an_operator_killed_mid_step_continues_it(
     wait_until(lambda: models.ready_stable("crash") == canary, timeout=180, what="promoted")
     status = models.status("crash")
     # The same step, same start: resumed, not restarted (no second StepAdvanced, no new clock).
-    assert _decisions(models, "crash") == ["Promoted", "StepAdvanced"]
+    _wait_decisions(models, "crash", ["Promoted", "StepAdvanced"])
     assert status["history"][-1]["revision"] == canary
     assert begun["stepStartedAt"] <= status["lastDecision"]["at"]
