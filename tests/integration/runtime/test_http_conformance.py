@@ -16,6 +16,7 @@ from tritonclient.utils import InferenceServerException
 
 from tests.integration.runtime.onnx_models import ONNX_TYPES
 from tests.integration.runtime.server_process import ServerProcess
+from tests.support.waiting import wait_until
 
 
 def _client(server: ServerProcess) -> httpclient.InferenceServerClient:
@@ -278,6 +279,10 @@ class TestMetrics:
         ok = httpclient.InferInput("x", [1, 16], "FP32")
         ok.set_data_from_numpy(np.ones((1, 16), np.float32))
         _client(mlp_server).infer("mlp", [ok])
+        # Observed once the answer is out: the count may trail the client by a moment.
+        wait_until(
+            lambda: _request_count(mlp_server) >= before + 4, timeout=10, what="4 timed requests"
+        )
         assert _request_count(mlp_server) == before + 4
 
     def test_own_registry_with_request_outcomes(self, mlp_server: ServerProcess) -> None:
