@@ -9,22 +9,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import go_tools
 
 
 @functools.cache
 def binary() -> Path:
-    built = subprocess.run(
-        ["bash", str(ROOT / "hack" / "build-go-tool.sh"), "kstatus"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    path = Path(built.stdout.strip().splitlines()[-1]) if built.stdout.strip() else None
-    if built.returncode != 0 or path is None or not path.is_file():
-        raise RuntimeError(f"hack/build-go-tool.sh kstatus failed: {built.stderr}")
+    path, errors = go_tools.build("kstatus")
+    if path is None:
+        raise RuntimeError(f"hack/build-go-tool.sh kstatus failed: {errors}")
     return path
 
 

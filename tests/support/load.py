@@ -9,6 +9,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from tests.support.waiting import wait_until
+
 
 @dataclass
 class Outcomes:
@@ -53,14 +55,11 @@ class SteadyLoad:
         """Start once the Service answers at all: a Service whose pods just became ready is
         programmed on the node's proxy a moment later, and requests before that are refused
         whatever the operator does. What the load measures starts from a Service that works."""
-        deadline = time.monotonic() + ready_within
-        while True:
-            _, failure = self._one()
-            if failure is None:
-                break
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"the Service never answered within {ready_within}s: {failure}")
-            time.sleep(0.2)
+        wait_until(
+            lambda: self._one()[1] is None,
+            timeout=ready_within,
+            what=f"{self.host}:{self.port} answering model {self.model}",
+        )
         self._thread.start()
         return self
 

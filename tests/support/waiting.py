@@ -54,3 +54,14 @@ async def wait_until_async(
             detail = f" (last error: {last_error!r})" if last_error else ""
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
         await asyncio.sleep(interval)
+
+
+def holds_for(check: Callable[[], None], *, seconds: float, interval: float = 0.5) -> None:
+    """Runs `check` (which asserts) over `seconds`, every `interval`: the one way tests show that
+    something does not happen (a step that must not advance), bounded in time."""
+    deadline = time.monotonic() + seconds
+    while True:
+        check()
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval)

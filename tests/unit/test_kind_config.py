@@ -13,27 +13,20 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support import go_tools
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "kind-config.yaml"
-BUILD = ROOT / "hack" / "build-go-tool.sh"
 
 
 @pytest.fixture(scope="module")
 def kind_check() -> Path:
     """The cached checker, built through the hack script (a no-op when cached)."""
-    built = subprocess.run(
-        ["bash", str(BUILD), "kind-check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    path = Path(built.stdout.strip().splitlines()[-1]) if built.stdout.strip() else None
-    if built.returncode != 0 or path is None or not path.is_file():
+    path, errors = go_tools.build("kind-check")
+    if path is None:
         pytest.fail(
-            f"hack/build-go-tool.sh kind-check could not build the kind config checker "
-            f"(exit {built.returncode}); it needs Go and the Go module proxy.\n{built.stderr}",
+            "hack/build-go-tool.sh kind-check could not build the kind config checker; it needs "
+            f"Go and the Go module proxy.\n{errors}",
             pytrace=False,
         )
     return path

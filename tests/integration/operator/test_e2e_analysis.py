@@ -17,7 +17,7 @@ from modelship import naming
 from tests.support.load import SteadyLoad
 from tests.support.onnx_models import write_linear_onnx
 from tests.support.prometheus import Prometheus, prometheus_url
-from tests.support.waiting import wait_until
+from tests.support.waiting import holds_for, wait_until
 
 from .conftest import (
     MODELS_ROOT,
@@ -179,11 +179,12 @@ def test_a_canary_without_traffic_holds_and_says_why(
         what="the first analysis inconclusive",
     )
     assert "maxErrorRate" in held["message"] and "requests" in held["message"], held
+
     # Three more intervals, observed throughout: held at step 1, never promoted.
-    until = time.monotonic() + 3 * INTERVAL
-    while time.monotonic() < until:
+    def held() -> None:
         status = models.status("idle")
         assert (status.get("canary") or {}).get("step") == 0, status.get("canary")
         assert _decision(models, "idle") not in ("StepAdvanced", "Promoted", "RolledBack")
-        time.sleep(1)
+
+    holds_for(held, seconds=3 * INTERVAL)
     assert models.status("idle")["canary"]["inconclusive"] >= 3

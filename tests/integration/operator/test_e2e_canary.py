@@ -5,14 +5,13 @@ requests throughout, every decision in status.history and in Events once."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from modelship import naming, rollout
 
 from tests.support.load import SteadyLoad
-from tests.support.waiting import wait_until
+from tests.support.waiting import holds_for, wait_until
 
 from .conftest import Models, OperatorProcess, ReadyWatch, model_file
 
@@ -166,11 +165,12 @@ def test_pause_holds_abort_rolls_back_and_retry_starts_again(
             what="the first step held by spec.rollout.paused",
         )
         assert held["step"] == 0 and models.status("held")["lastDecision"]["action"] == "Paused"
+
         # Held for three intervals: observed throughout, the step never moves.
-        until = time.monotonic() + 3 * interval
-        while time.monotonic() < until:
+        def still_at_step_one() -> None:
             assert _canary(models, "held")["step"] == 0
-            time.sleep(0.5)
+
+        holds_for(still_at_step_one, seconds=3 * interval)
         assert models.ready_stable("held") is None  # not promoted: still Progressing
 
         _annotate(models, "held", "abort")
@@ -195,11 +195,12 @@ def test_pause_holds_abort_rolls_back_and_retry_starts_again(
         wait_until(
             lambda: _ready_pods(models, "held", canary) == 0, timeout=60, what="canary drained"
         )
+
         # Not started again by itself over three intervals (observed throughout).
-        until = time.monotonic() + 3 * interval
-        while time.monotonic() < until:
+        def still_asleep() -> None:
             assert _canary_replicas(models, "held", canary) == 0
-            time.sleep(0.5)
+
+        holds_for(still_asleep, seconds=3 * interval)
 
         # retry, by annotation alone (the spec is unchanged): the revision starts again.
         _annotate(models, "held", "retry")

@@ -1,0 +1,24 @@
+"""The project's small Go checkers (hack/<tool>), built and cached by hack/build-go-tool.sh."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def build(tool: str) -> tuple[Path | None, str]:
+    """The binary's path (None when the build failed), and the build's stderr."""
+    built = subprocess.run(
+        ["bash", str(ROOT / "hack" / "build-go-tool.sh"), tool],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    path = Path(built.stdout.strip().splitlines()[-1]) if built.stdout.strip() else None
+    if built.returncode != 0 or path is None or not path.is_file():
+        return None, built.stderr
+    return path, built.stderr
