@@ -327,14 +327,53 @@ class AnalysisMetric(Model):
     min: float | None = Field(default=None, description="Smallest passing value.")
 
 
+# The checks an analysis can turn on; at least one must be (a rule of Analysis).
+ANALYSIS_CHECKS = (
+    "maxP99LatencyMs",
+    "maxP99LatencyIncreaseVsStable",
+    "maxErrorRate",
+    "maxErrorRateIncreaseVsStable",
+    "minAccuracy",
+    "maxAccuracyDropVsStable",
+)
+
+
 class Analysis(Model):
     """Checks every canary step must pass."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                rule(
+                    " || ".join(f"has(self.{check})" for check in ANALYSIS_CHECKS)
+                    + " || (has(self.metrics) && size(self.metrics) > 0)",
+                    "spec.rollout.analysis: set at least one check ("
+                    + ", ".join(ANALYSIS_CHECKS)
+                    + " or metrics[]); an analysis without checks would promote on time alone",
+                ),
+            ]
+        }
+    )
 
     max_p99_latency_ms: float | None = Field(
         default=None, gt=0, description="Largest tolerated p99 latency of the canary, in ms."
     )
+    max_p99_latency_increase_vs_stable: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Largest tolerated p99 increase over the stable revision's, as a ratio of "
+        "it (0.2: up to 20% slower), measured over the same window.",
+    )
     max_error_rate: float | None = Field(
         default=None, ge=0, le=1, description="Largest tolerated ratio of failed requests."
+    )
+    max_error_rate_increase_vs_stable: float | None = Field(
+        default=None,
+        ge=0,
+        lt=1,
+        description="Largest tolerated increase of the failed-request ratio over the stable "
+        "revision's, in ratio points (0.005: up to +0.5 points), measured over the same window.",
     )
     min_accuracy: float | None = Field(
         default=None, ge=0, le=1, description="Smallest tolerated accuracy from delayed labels."

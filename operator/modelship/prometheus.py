@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from modelship.analysis.checks import HistogramReading, Reading, RevisionReadings
+from modelship.analysis.checks import HistogramMeasurement, Measurement, RevisionMeasurements
 from modelship.analysis.queries import QueryPlan, RevisionQueries
 from modelship.analysis.statistics import Histogram
 
@@ -47,23 +47,23 @@ class PrometheusClient:
         except (aiohttp.ClientError, OSError) as exc:
             return None, f"Prometheus at {self.url} unreachable: {exc}"
 
-    async def reading(self, promql: str) -> Reading:
+    async def reading(self, promql: str) -> Measurement:
         """One number: the single sample of the result (none: no data)."""
         samples, error = await self._samples(promql)
         if error is not None:
-            return Reading(error=f"{error} (query: {promql})")
+            return Measurement(error=f"{error} (query: {promql})")
         assert samples is not None
         if not samples:
-            return Reading()
+            return Measurement()
         if len(samples) > 1:
-            return Reading(error=f"{len(samples)} series where one was expected: {promql}")
-        return Reading(value=_value(samples[0]))
+            return Measurement(error=f"{len(samples)} series where one was expected: {promql}")
+        return Measurement(value=_value(samples[0]))
 
-    async def histogram(self, promql: str) -> HistogramReading:
+    async def histogram(self, promql: str) -> HistogramMeasurement:
         """Cumulative counts per `le` bound (one sample per bucket)."""
         samples, error = await self._samples(promql)
         if error is not None:
-            return HistogramReading(error=f"{error} (query: {promql})")
+            return HistogramMeasurement(error=f"{error} (query: {promql})")
         assert samples is not None
         pairs = [
             (float(s.get("metric", {}).get("le", "nan")), _value(s))
@@ -71,13 +71,13 @@ class PrometheusClient:
             if "le" in s.get("metric", {})
         ]
         if not pairs:
-            return HistogramReading()
+            return HistogramMeasurement()
         try:
-            return HistogramReading(histogram=Histogram.from_cumulative(pairs))
+            return HistogramMeasurement(histogram=Histogram.from_cumulative(pairs))
         except ValueError as exc:
-            return HistogramReading(error=f"unusable histogram ({exc}): {promql}")
+            return HistogramMeasurement(error=f"unusable histogram ({exc}): {promql}")
 
-    async def revision(self, queries: RevisionQueries) -> RevisionReadings:
+    async def revision(self, queries: RevisionQueries) -> RevisionMeasurements:
         """Every built-in reading of one revision, at once."""
         requests, errors, p99, buckets, predictions, correct = await asyncio.gather(
             self.reading(queries.requests),
@@ -87,19 +87,19 @@ class PrometheusClient:
             self.reading(queries.predictions),
             self.reading(queries.correct),
         )
-        return RevisionReadings(requests, errors, p99, buckets, predictions, correct)
+        return RevisionMeasurements(requests, errors, p99, buckets, predictions, correct)
 
     async def interval(
         self, plan: QueryPlan
-    ) -> tuple[RevisionReadings, RevisionReadings, dict[str, Reading]]:
+    ) -> tuple[RevisionMeasurements, RevisionMeasurements, dict[str, Measurement]]:
         """The readings of one analysis interval: canary, stable, and each user metric."""
         canary, stable = await asyncio.gather(
             self.revision(plan.canary), self.revision(plan.stable)
         )
-        metrics: dict[str, Reading] = {}
+        metrics: dict[str, Measurement] = {}
         for metric in plan.metrics:
             if metric.promql is None:
-                metrics[metric.name] = Reading(error=metric.error)
+                metrics[metric.name] = Measurement(error=metric.error)
             else:
                 metrics[metric.name] = await self.reading(metric.promql)
         return canary, stable, metrics

@@ -244,12 +244,7 @@ def _rolled_back(revision: str, stable_revision: str, *, wanted: int, reason: st
 
 def analysis_policy(analysis: api.Analysis) -> checks.Policy:
     """What the analysis core holds a canary to, from spec.rollout.analysis."""
-    return checks.Policy.from_analysis(
-        analysis,
-        min_requests=analysis.min_requests,
-        inconclusive_limit=analysis.inconclusive_limit,
-        on_inconclusive=analysis.on_inconclusive,
-    )
+    return checks.Policy.from_analysis(analysis)
 
 
 def analysis_due(

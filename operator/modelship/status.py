@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -337,7 +338,33 @@ def transition_events(
             "Warning" if decision.action == "RolledBack" else "Normal"
         )
         events.append(EventSpec(kind, decision.action, decision.reason))
+    verdict = _verdict_event(old_conds.get("CanaryAnalysis"), new.conditions)
+    if verdict is not None:
+        events.append(verdict)
     return events
+
+
+# The CanaryAnalysis reasons that are verdicts, and the Event each becomes when it changes.
+VERDICT_EVENTS: dict[str, tuple[Literal["Normal", "Warning"], str]] = {
+    "Passing": ("Normal", "AnalysisPassing"),
+    "Failing": ("Warning", "AnalysisFailing"),
+    "Inconclusive": ("Normal", "AnalysisInconclusive"),
+    "HeldByAnalysis": ("Warning", "AnalysisHeld"),
+}
+
+
+def _verdict_event(
+    old: api.Condition | None, conditions: Sequence[api.Condition]
+) -> EventSpec | None:
+    """An Event when the canary analysis' verdict changes (not at each interval that repeats
+    it: the condition carries the latest figures)."""
+    new = next((c for c in conditions if c.type == "CanaryAnalysis"), None)
+    if new is None or new.reason not in VERDICT_EVENTS:
+        return None
+    if old is not None and old.reason == new.reason:
+        return None
+    kind, reason = VERDICT_EVENTS[new.reason]
+    return EventSpec(kind, reason, new.message)
 
 
 def _analysis_condition(canary: api.Canary) -> tuple[api.ConditionStatus, str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -39,12 +39,12 @@ ACCURACY_DROP_VS_STABLE = "maxAccuracyDropVsStable"
 
 
 @dataclass(frozen=True)
-class Reading:
+class Measurement:
     """One measurement: a value (None: no data), the samples behind it, or the query's error.
 
     For a proportion the value is the ratio and `samples` its denominator (requests, labels); for
     a p99 the value is in seconds and `samples` the requests in the histogram. A raw count query
-    leaves `samples` unset. `Reading()` is "the query returned nothing".
+    leaves `samples` unset. `Measurement()` is "the query returned nothing".
     """
 
     value: float | None = None
@@ -53,7 +53,7 @@ class Reading:
 
 
 @dataclass(frozen=True)
-class HistogramReading:
+class HistogramMeasurement:
     """The result of a latency-buckets query."""
 
     histogram: Histogram | None = None
@@ -61,39 +61,39 @@ class HistogramReading:
 
 
 @dataclass(frozen=True)
-class RevisionReadings:
+class RevisionMeasurements:
     """Raw results of one revision's queries (fields as in queries.RevisionQueries)."""
 
-    requests: Reading = field(default_factory=Reading)
-    server_errors: Reading = field(default_factory=Reading)
-    p99_seconds: Reading = field(default_factory=Reading)
-    latency_buckets: HistogramReading = field(default_factory=HistogramReading)
-    predictions: Reading = field(default_factory=Reading)
-    correct: Reading = field(default_factory=Reading)
+    requests: Measurement = field(default_factory=Measurement)
+    server_errors: Measurement = field(default_factory=Measurement)
+    p99_seconds: Measurement = field(default_factory=Measurement)
+    latency_buckets: HistogramMeasurement = field(default_factory=HistogramMeasurement)
+    predictions: Measurement = field(default_factory=Measurement)
+    correct: Measurement = field(default_factory=Measurement)
 
 
-def ratio(numerator: Reading, denominator: Reading) -> Reading:
+def ratio(numerator: Measurement, denominator: Measurement) -> Measurement:
     """Combine two raw counts into a proportion reading (value = ratio, samples = denominator)."""
     error = _join_errors(numerator.error, denominator.error)
     if error is not None:
-        return Reading(error=error)
+        return Measurement(error=error)
     total = _finite(denominator.value)
     if total is None:
-        return Reading()
+        return Measurement()
     samples = _count(total)
     part = _finite(numerator.value)
     if part is None or samples == 0:
-        return Reading(samples=samples)
-    return Reading(value=min(max(part / total, 0.0), 1.0), samples=samples)
+        return Measurement(samples=samples)
+    return Measurement(value=min(max(part / total, 0.0), 1.0), samples=samples)
 
 
-def p99_reading(p99: Reading, buckets: HistogramReading) -> Reading:
+def p99_measurement(p99: Measurement, buckets: HistogramMeasurement) -> Measurement:
     """The p99 with the number of requests it was computed from (the histogram's total)."""
     error = _join_errors(p99.error, buckets.error)
     if error is not None:
-        return Reading(error=error)
+        return Measurement(error=error)
     samples = buckets.histogram.total if buckets.histogram is not None else None
-    return Reading(value=p99.value, samples=samples)
+    return Measurement(value=p99.value, samples=samples)
 
 
 # --- results --------------------------------------------------------------------------------
@@ -142,8 +142,8 @@ class IntervalVerdict:
 class Policy:
     """What the checks and decisions hold the canary to; a threshold of None turns its check off.
 
-    Built from api.Analysis by `from_analysis`; the fields api.Analysis does not have yet (see
-    docs/analysis.md, "Proposed API fields") come in as keyword arguments with their defaults.
+    `alpha` bounds the chance that one interval fails a canary that is within every limit: each
+    of the interval's statistical checks runs at `check_alpha` (Bonferroni over them).
     """
 
     max_p99_latency_ms: float | None = None
@@ -167,34 +167,50 @@ class Policy:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 
+    @property
+    def statistical_checks(self) -> int:
+        """The built-in checks turned on: each judges noisy counts with a test. User metrics
+        are compared as they are, with no test, so they take no share of alpha."""
+        return sum(
+            threshold is not None
+            for threshold in (
+                self.max_p99_latency_ms,
+                self.max_p99_latency_increase_vs_stable,
+                self.max_error_rate,
+                self.max_error_rate_increase_vs_stable,
+                self.min_accuracy,
+                self.max_accuracy_drop_vs_stable,
+            )
+        )
+
+    @property
+    def check_alpha(self) -> float:
+        """The level of each statistical check of an interval."""
+        return statistics.corrected_alpha(self.alpha, self.statistical_checks)
+
     @classmethod
     def from_analysis(
         cls,
         analysis: api.Analysis,
         *,
-        max_p99_latency_increase_vs_stable: float | None = None,
-        max_error_rate_increase_vs_stable: float | None = None,
-        min_requests: int = DEFAULT_MIN_REQUESTS,
         min_labelled_samples: int = DEFAULT_MIN_LABELLED_SAMPLES,
         alpha: float = DEFAULT_ALPHA,
-        inconclusive_limit: int = DEFAULT_INCONCLUSIVE_LIMIT,
-        on_inconclusive: OnInconclusive = "pause",
     ) -> Policy:
         """Resolve the policy of spec.rollout.analysis."""
         return cls(
             max_p99_latency_ms=analysis.max_p99_latency_ms,
-            max_p99_latency_increase_vs_stable=max_p99_latency_increase_vs_stable,
+            max_p99_latency_increase_vs_stable=analysis.max_p99_latency_increase_vs_stable,
             max_error_rate=analysis.max_error_rate,
-            max_error_rate_increase_vs_stable=max_error_rate_increase_vs_stable,
+            max_error_rate_increase_vs_stable=analysis.max_error_rate_increase_vs_stable,
             min_accuracy=analysis.min_accuracy,
             max_accuracy_drop_vs_stable=analysis.max_accuracy_drop_vs_stable,
             metrics=tuple(analysis.metrics),
-            min_requests=min_requests,
+            min_requests=analysis.min_requests,
             min_labelled_samples=min_labelled_samples,
             alpha=alpha,
             failure_limit=analysis.failure_limit,
-            inconclusive_limit=inconclusive_limit,
-            on_inconclusive=on_inconclusive,
+            inconclusive_limit=analysis.inconclusive_limit,
+            on_inconclusive=analysis.on_inconclusive,
         )
 
 
@@ -202,9 +218,19 @@ class Policy:
 
 
 def check_p99_max(
-    canary: Reading, *, max_ms: float, min_requests: int = DEFAULT_MIN_REQUESTS
+    canary: Measurement,
+    *,
+    buckets: HistogramMeasurement,
+    max_ms: float,
+    min_requests: int = DEFAULT_MIN_REQUESTS,
+    alpha: float = DEFAULT_ALPHA,
 ) -> CheckResult:
-    """The canary's p99 against an absolute ceiling (a point estimate over enough requests)."""
+    """The canary's p99 against an absolute ceiling.
+
+    Pass on the p99 at or under the ceiling. Over it fails only when significantly more than 1%
+    of the canary's requests are slower than the ceiling (statistics.tail_exceeds, at the bucket
+    bound at or above it); over it without that evidence is Inconclusive.
+    """
     name = P99_MAX
     unusable = _unusable(
         name,
@@ -219,27 +245,37 @@ def check_p99_max(
     assert canary.value is not None
     ms = canary.value * 1000
     base = _base(name, value=ms, threshold=max_ms, samples=canary.samples)
-    over = f"({canary.samples} requests)"
-    if ms > max_ms:
-        return _failed(base, f"p99 {_ms(ms)} > {_ms(max_ms)} {over}")
-    return _passed(base, f"p99 {_ms(ms)} <= {_ms(max_ms)} {over}")
+    if ms <= max_ms:
+        return _passed(base, f"p99 {_ms(ms)} <= {_ms(max_ms)} ({canary.samples} requests)")
+    return _judge_tail(
+        base,
+        f"p99 {_ms(ms)} > {_ms(max_ms)}",
+        alpha,
+        buckets=(buckets,),
+        test=lambda histograms: statistics.tail_exceeds(histograms[0], max_ms / 1000),
+        describe=lambda tail: (
+            f"{_pct(tail.canary_above / tail.canary_total)} of {tail.canary_total} requests "
+            f"slower than {_ms(tail.bound * 1000)}"
+        ),
+    )
 
 
 def check_p99_vs_stable(
-    canary: Reading,
-    stable: Reading,
+    canary: Measurement,
+    stable: Measurement,
     *,
-    canary_buckets: HistogramReading,
-    stable_buckets: HistogramReading,
+    canary_buckets: HistogramMeasurement,
+    stable_buckets: HistogramMeasurement,
     max_increase: float,
     min_requests: int = DEFAULT_MIN_REQUESTS,
     alpha: float = DEFAULT_ALPHA,
 ) -> CheckResult:
-    """The canary's p99 against stable's plus a tolerance; failing also needs a heavier tail.
+    """The canary's p99 against stable's plus a tolerance, the tolerance inside the test.
 
-    p99s are interpolated within buckets and noisy: a canary over the limit fails only when the
-    share of its requests slower than the limit (at a bucket bound) is significantly greater than
-    stable's (statistics.compare_tails). Over the limit without that evidence is Inconclusive.
+    p99s are interpolated within buckets and noisy: a canary over the limit fails only when
+    significantly more than 1% of its requests are slower than the limit, and a significantly
+    greater share than of stable's (statistics.compare_tails, at the bucket bound at or above the
+    limit). Over the limit without that evidence is Inconclusive.
     """
     name = P99_VS_STABLE
     unusable = _unusable_pair(
@@ -262,28 +298,22 @@ def check_p99_vs_stable(
     allowed = f"{_ms(limit)} (stable +{_pct(max_increase)})"
     if c_ms <= limit:
         return _passed(base, f"{versus}: <= {allowed}")
-    over = f"{versus}: > {allowed}"
-    error = _join_errors(canary_buckets.error, stable_buckets.error)
-    if error is not None:
-        return _undecided(base, f"query error: {error}", "query-error")
-    if canary_buckets.histogram is None or stable_buckets.histogram is None:
-        return _undecided(base, f"{over}; no data: latency histogram", "no-data")
-    try:
-        tail = statistics.compare_tails(
-            canary_buckets.histogram, stable_buckets.histogram, limit / 1000
-        )
-    except ValueError as why:
-        return _undecided(base, f"{over}; {why}")
-    share = (
-        f"{_pct(tail.canary_above / tail.canary_total)} vs "
-        f"{_pct(tail.stable_above / tail.stable_total)} of requests slower than "
-        f"{_ms(tail.bound * 1000)}"
+    return _judge_tail(
+        base,
+        f"{versus}: > {allowed}",
+        alpha,
+        buckets=(canary_buckets, stable_buckets),
+        test=lambda pair: statistics.compare_tails(pair[0], pair[1], limit / 1000),
+        describe=lambda tail: (
+            f"{_pct(tail.canary_above / tail.canary_total)} vs "
+            f"{_pct(tail.stable_above / tail.stable_total)} of requests slower than "
+            f"{_ms(tail.bound * 1000)}"
+        ),
     )
-    return _judged(base, f"{over}; {share}", tail.p_value, alpha)
 
 
 def check_error_rate_max(
-    canary: Reading,
+    canary: Measurement,
     *,
     max_rate: float,
     min_requests: int = DEFAULT_MIN_REQUESTS,
@@ -319,8 +349,8 @@ def check_error_rate_max(
 
 
 def check_error_rate_vs_stable(
-    canary: Reading,
-    stable: Reading,
+    canary: Measurement,
+    stable: Measurement,
     *,
     max_increase: float,
     min_requests: int = DEFAULT_MIN_REQUESTS,
@@ -328,8 +358,9 @@ def check_error_rate_vs_stable(
 ) -> CheckResult:
     """The canary's error ratio against stable's plus a margin (in ratio points).
 
-    Over the margin fails only when the one-sided exact test says the canary's ratio is greater
-    than stable's (p < alpha); otherwise Inconclusive.
+    Over the margin fails only when the test of "greater than stable's by more than the margin"
+    (statistics.difference_exceeds, the margin inside the test) gives p < alpha; otherwise
+    Inconclusive.
     """
     name = ERROR_RATE_VS_STABLE
     unusable = _unusable_pair(
@@ -352,14 +383,14 @@ def check_error_rate_vs_stable(
     )
     if increase <= max_increase:
         return _passed(base, f"{versus}: {_points(increase)} <= {_points(max_increase)}")
-    test = statistics.proportion_greater(c_err, c_n, s_err, s_n)
+    test = statistics.difference_exceeds(c_err, c_n, s_err, s_n, max_increase)
     return _judged(
         base, f"{versus}: {_points(increase)} > {_points(max_increase)}", test.p_value, alpha
     )
 
 
 def check_accuracy_min(
-    canary: Reading,
+    canary: Measurement,
     *,
     min_accuracy: float,
     min_labels: int = DEFAULT_MIN_LABELLED_SAMPLES,
@@ -390,8 +421,8 @@ def check_accuracy_min(
 
 
 def check_accuracy_drop_vs_stable(
-    canary: Reading,
-    stable: Reading,
+    canary: Measurement,
+    stable: Measurement,
     *,
     max_drop: float,
     min_labels: int = DEFAULT_MIN_LABELLED_SAMPLES,
@@ -400,7 +431,8 @@ def check_accuracy_drop_vs_stable(
     """The canary's accuracy against stable's minus a tolerated drop.
 
     A drop beyond the tolerance fails only when the canary's share of wrong predictions is
-    significantly greater than stable's (one-sided exact test, p < alpha); else Inconclusive.
+    significantly greater than stable's by more than the tolerance (statistics.difference_exceeds,
+    p < alpha); else Inconclusive.
     """
     name = ACCURACY_DROP_VS_STABLE
     unusable = _unusable_pair(
@@ -421,13 +453,14 @@ def check_accuracy_drop_vs_stable(
     versus = f"accuracy {_pct(c_acc)} ({c_ok} of {c_n}) vs stable {_pct(s_acc)} ({s_ok} of {s_n})"
     if drop <= max_drop:
         return _passed(base, f"{versus}: drop {_points(drop)} <= {_points(max_drop)}")
-    test = statistics.proportion_greater(c_n - c_ok, c_n, s_n - s_ok, s_n)
+    # Wrong predictions: the canary's share greater than stable's by more than the drop.
+    test = statistics.difference_exceeds(c_n - c_ok, c_n, s_n - s_ok, s_n, max_drop)
     return _judged(
         base, f"{versus}: drop {_points(drop)} > {_points(max_drop)}", test.p_value, alpha
     )
 
 
-def check_metric(metric: api.AnalysisMetric, reading: Reading) -> CheckResult:
+def check_metric(metric: api.AnalysisMetric, reading: Measurement) -> CheckResult:
     """A user metric against its min and/or max (both inclusive)."""
     base = _base(metric.name, threshold=metric.max if metric.max is not None else metric.min)
     if reading.error is not None:
@@ -451,22 +484,29 @@ def check_metric(metric: api.AnalysisMetric, reading: Reading) -> CheckResult:
 
 def run_checks(
     policy: Policy,
-    canary: RevisionReadings,
-    stable: RevisionReadings,
-    metrics: Mapping[str, Reading],
+    canary: RevisionMeasurements,
+    stable: RevisionMeasurements,
+    metrics: Mapping[str, Measurement],
 ) -> tuple[CheckResult, ...]:
     """Every check the policy turns on, in a fixed order; a metric without a reading is no data."""
-    c_p99 = p99_reading(canary.p99_seconds, canary.latency_buckets)
-    s_p99 = p99_reading(stable.p99_seconds, stable.latency_buckets)
+    c_p99 = p99_measurement(canary.p99_seconds, canary.latency_buckets)
+    s_p99 = p99_measurement(stable.p99_seconds, stable.latency_buckets)
     c_errors = ratio(canary.server_errors, canary.requests)
     s_errors = ratio(stable.server_errors, stable.requests)
     c_accuracy = ratio(canary.correct, canary.predictions)
     s_accuracy = ratio(stable.correct, stable.predictions)
     p = policy
+    alpha = p.check_alpha
     results: list[CheckResult] = []
     if p.max_p99_latency_ms is not None:
         results.append(
-            check_p99_max(c_p99, max_ms=p.max_p99_latency_ms, min_requests=p.min_requests)
+            check_p99_max(
+                c_p99,
+                buckets=canary.latency_buckets,
+                max_ms=p.max_p99_latency_ms,
+                min_requests=p.min_requests,
+                alpha=alpha,
+            )
         )
     if p.max_p99_latency_increase_vs_stable is not None:
         results.append(
@@ -477,13 +517,13 @@ def run_checks(
                 stable_buckets=stable.latency_buckets,
                 max_increase=p.max_p99_latency_increase_vs_stable,
                 min_requests=p.min_requests,
-                alpha=p.alpha,
+                alpha=alpha,
             )
         )
     if p.max_error_rate is not None:
         results.append(
             check_error_rate_max(
-                c_errors, max_rate=p.max_error_rate, min_requests=p.min_requests, alpha=p.alpha
+                c_errors, max_rate=p.max_error_rate, min_requests=p.min_requests, alpha=alpha
             )
         )
     if p.max_error_rate_increase_vs_stable is not None:
@@ -493,7 +533,7 @@ def run_checks(
                 s_errors,
                 max_increase=p.max_error_rate_increase_vs_stable,
                 min_requests=p.min_requests,
-                alpha=p.alpha,
+                alpha=alpha,
             )
         )
     if p.min_accuracy is not None:
@@ -502,7 +542,7 @@ def run_checks(
                 c_accuracy,
                 min_accuracy=p.min_accuracy,
                 min_labels=p.min_labelled_samples,
-                alpha=p.alpha,
+                alpha=alpha,
             )
         )
     if p.max_accuracy_drop_vs_stable is not None:
@@ -512,10 +552,10 @@ def run_checks(
                 s_accuracy,
                 max_drop=p.max_accuracy_drop_vs_stable,
                 min_labels=p.min_labelled_samples,
-                alpha=p.alpha,
+                alpha=alpha,
             )
         )
-    results.extend(check_metric(m, metrics.get(m.name, Reading())) for m in p.metrics)
+    results.extend(check_metric(m, metrics.get(m.name, Measurement())) for m in p.metrics)
     return tuple(results)
 
 
@@ -569,15 +609,14 @@ def judge_interval(results: Sequence[CheckResult]) -> IntervalVerdict:
 class StepState:
     """Where the rollout is, and the counters its decisions need (persisted between intervals).
 
-    `failures` counts failed intervals over the whole rollout (advancing does not forgive them);
-    `consecutive_failures` those since the last Pass. `inconclusive` counts inconclusive intervals
-    in a row (a Pass or a Fail ends the run) and `missing_data` those of them that lacked data.
+    `failures` counts failed intervals over the whole rollout (advancing does not forgive them).
+    `inconclusive` counts inconclusive intervals in a row (a Pass or a Fail ends the run) and
+    `missing_data` those of them that lacked data.
     """
 
     step: int  # index into spec.rollout.steps
     steps: int  # len(spec.rollout.steps)
     failures: int = 0
-    consecutive_failures: int = 0
     inconclusive: int = 0
     missing_data: int = 0
 
@@ -592,7 +631,7 @@ class StepState:
 
 
 @dataclass(frozen=True)
-class Decision:
+class StepDecision:
     """What to do after an interval, the counters to persist, and the figures behind it."""
 
     action: Action
@@ -603,7 +642,7 @@ class Decision:
     inconclusive_limit: int
 
 
-def decide(state: StepState, interval: IntervalVerdict, policy: Policy) -> Decision:
+def decide(state: StepState, interval: IntervalVerdict, policy: Policy) -> StepDecision:
     """The rollout's next move after one interval's verdict.
 
     Pass advances (or promotes after the last step). Fail holds the step until `failure_limit`
@@ -612,8 +651,8 @@ def decide(state: StepState, interval: IntervalVerdict, policy: Policy) -> Decis
     lacked data: missing data never promotes and never rolls back.
     """
 
-    def decision(action: Action, reason: str, after: StepState) -> Decision:
-        return Decision(
+    def decision(action: Action, reason: str, after: StepState) -> StepDecision:
+        return StepDecision(
             action=action,
             reason=reason,
             verdict=interval.verdict,
@@ -624,7 +663,7 @@ def decide(state: StepState, interval: IntervalVerdict, policy: Policy) -> Decis
 
     where = f"step {state.step + 1} of {state.steps}"
     if interval.verdict == "Pass":
-        cleared = replace(state, consecutive_failures=0, inconclusive=0, missing_data=0)
+        cleared = replace(state, inconclusive=0, missing_data=0)
         if state.last_step:
             return decision("Promote", f"{where} passed ({interval.reason}): promoting", cleared)
         return decision(
@@ -636,7 +675,6 @@ def decide(state: StepState, interval: IntervalVerdict, policy: Policy) -> Decis
         after = replace(
             state,
             failures=state.failures + 1,
-            consecutive_failures=state.consecutive_failures + 1,
             inconclusive=0,
             missing_data=0,
         )
@@ -710,9 +748,35 @@ def _judged(base: CheckResult, measured: str, p_value: float, alpha: float) -> C
     )
 
 
+def _judge_tail(
+    base: CheckResult,
+    over: str,
+    alpha: float,
+    *,
+    buckets: tuple[HistogramMeasurement, ...],
+    test: Callable[[tuple[Histogram, ...]], statistics.TailTest],
+    describe: Callable[[statistics.TailTest], str],
+) -> CheckResult:
+    """A p99 over its limit, judged by counting the tail in the histograms (`test`): Fail on a
+    significant tail, else Inconclusive (also when a histogram is missing or has no bound to
+    count at)."""
+    histograms: list[Histogram] = []
+    for measured in buckets:
+        if measured.error is not None:
+            return _undecided(base, f"{over}; query error: {measured.error}", "query-error")
+        if measured.histogram is None:
+            return _undecided(base, f"{over}; no data: latency histogram", "no-data")
+        histograms.append(measured.histogram)
+    try:
+        tail = test(tuple(histograms))
+    except ValueError as why:
+        return _undecided(base, f"{over}; {why}")
+    return _judged(base, f"{over}; {describe(tail)}", tail.p_value, alpha)
+
+
 def _unusable(
     name: str,
-    reading: Reading,
+    reading: Measurement,
     *,
     min_samples: int,
     unit: str,
@@ -736,7 +800,7 @@ def _unusable(
 
 
 def _unusable_pair(
-    name: str, canary: Reading, stable: Reading, *, min_samples: int, unit: str, what: str
+    name: str, canary: Measurement, stable: Measurement, *, min_samples: int, unit: str, what: str
 ) -> CheckResult | None:
     # The canary is looked at first: its problem is the one a human needs to see.
     for side, reading in (("canary", canary), ("stable", stable)):
@@ -748,7 +812,7 @@ def _unusable_pair(
     return None
 
 
-def _proportion(reading: Reading) -> tuple[int, int, float]:
+def _proportion(reading: Measurement) -> tuple[int, int, float]:
     # (successes, trials, ratio) of a reading _unusable has accepted.
     assert reading.value is not None and reading.samples is not None
     trials = reading.samples

@@ -1,4 +1,5 @@
-"""Statistics of canary verdicts: Wilson intervals, exact proportion tests, latency tails."""
+"""Statistics of canary verdicts: Wilson intervals, proportion tests with and without a margin,
+latency tails, and the correction for running several checks at once."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from scipy import stats
 # the reason to prefer Boschloo on small counts, fades as counts grow.
 BOSCHLOO_MAX_TABLES = 201 * 201
 
-TestMethod = Literal["boschloo", "fisher"]
+TestMethod = Literal["boschloo", "fisher", "farrington-manning", "binomial", "intersection-union"]
+
+# A p99 is exceeded when more than this share of requests is slower than the limit.
+TAIL_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -121,36 +125,135 @@ def proportion_greater(x1: int, n1: int, x2: int, n2: int) -> ProportionTest:
     return ProportionTest(p_value=min(max(p, 0.0), 1.0), method=method)
 
 
-def tail_bound(canary: Histogram, stable: Histogram, latency: float) -> float:
-    """The bound to compare tails at: the largest shared bound <= latency, else the least."""
-    shared = canary.bounds() & stable.bounds()
+def difference_exceeds(x1: int, n1: int, x2: int, n2: int, margin: float) -> ProportionTest:
+    """One-sided p-value of H1: p1 - p2 > margin, the margin inside the test (non-inferiority).
+
+    H0 is "p1 is worse than p2 by at most the margin". With no margin this is the exact test of
+    `proportion_greater`. With one, the Farrington-Manning score test: the difference of the
+    observed proportions less the margin, over its standard error taken at the maximum-likelihood
+    proportions that satisfy H0's boundary (p1 - p2 = margin), is standard normal under H0. Unlike
+    testing "greater at all" and then comparing the estimate with the margin, this is a test of
+    the question asked, at its level.
+    """
+    _check_counts(x1, n1)
+    _check_counts(x2, n2)
+    if not 0 <= margin < 1:
+        raise ValueError(f"the margin must be in [0, 1), got {margin}")
+    if margin == 0:
+        return proportion_greater(x1, n1, x2, n2)
+    if n1 == 0 or n2 == 0:
+        raise ValueError("both samples need at least one trial")
+    p1, p2 = x1 / n1, x2 / n2
+    r1, r2 = restricted_proportions(p1, n1, p2, n2, margin)
+    variance = r1 * (1 - r1) / n1 + r2 * (1 - r2) / n2
+    excess = p1 - p2 - margin
+    if variance <= 0:
+        p = 0.0 if excess > 0 else 1.0
+    else:
+        p = float(stats.norm.sf(excess / math.sqrt(variance)))
+    return ProportionTest(p_value=min(max(p, 0.0), 1.0), method="farrington-manning")
+
+
+def restricted_proportions(
+    p1: float, n1: int, p2: float, n2: int, margin: float
+) -> tuple[float, float]:
+    """The maximum-likelihood (p1, p2) of two binomial samples under p1 - p2 = margin.
+
+    The closed form of Farrington and Manning (1990), the root of a cubic in trigonometric form.
+    """
+    theta = n2 / n1
+    a = 1 + theta
+    b = -(1 + theta + p1 + theta * p2 + margin * (theta + 2))
+    c = margin**2 + margin * (2 * p1 + theta + 1) + p1 + theta * p2
+    d = -p1 * margin * (1 + margin)
+    v = b**3 / (27 * a**3) - b * c / (6 * a**2) + d / (2 * a)
+    u = math.copysign(1.0, v) * math.sqrt(max(b**2 / (9 * a**2) - c / (3 * a), 0.0))
+    # u = 0 only at degenerate inputs; the cosine's argument is clamped against rounding.
+    cosine = min(max(v / u**3, -1.0), 1.0) if u != 0 else 0.0
+    w = (math.pi + math.acos(cosine)) / 3
+    r1 = min(max(2 * u * math.cos(w) - b / (3 * a), margin), 1.0)
+    return r1, r1 - margin
+
+
+def tail_bound(latency: float, *histograms: Histogram) -> float:
+    """The bound a tail is judged at: the least finite bucket bound, shared by every histogram,
+    at or above `latency`.
+
+    More than 1% of requests slower than a bound at or above the limit means a p99 above the
+    limit: the error is towards missing a slow canary by up to one bucket, never towards
+    blaming a fast one.
+    """
+    shared = frozenset.intersection(*(h.bounds() for h in histograms))
     if not shared:
         raise ValueError("the histograms share no finite bucket bound")
-    below = [b for b in shared if b <= latency]
-    return max(below) if below else min(shared)
+    above = [b for b in shared if b >= latency]
+    if not above:
+        raise ValueError(
+            f"no bucket bound at or above {latency * 1000:g} ms to count the tail at "
+            f"(the largest is {max(shared) * 1000:g} ms)"
+        )
+    return min(above)
+
+
+def tail_exceeds(canary: Histogram, latency: float) -> TailTest:
+    """Test whether the canary's p99 is above `latency`: whether more than 1% of its requests are
+    slower than the bound at or above it (an exact one-sided binomial test)."""
+    bound = tail_bound(latency, canary)
+    above, total = canary.above(bound), canary.total
+    p = _binomial_greater(above, total, TAIL_SHARE)
+    return TailTest(
+        bound=bound,
+        canary_above=above,
+        canary_total=total,
+        stable_above=0,
+        stable_total=0,
+        p_value=p,
+        method="binomial",
+    )
 
 
 def compare_tails(canary: Histogram, stable: Histogram, latency: float) -> TailTest:
-    """Test whether the canary sends a greater share of requests past `latency` than stable.
+    """Test whether the canary's p99 is above `latency` (stable's p99 with its tolerance), and
+    its tail heavier than stable's there.
 
-    A p99 is a statement about the slowest 1%: "the canary's p99 is worse" means "more of the
-    canary's requests are slower than some latency". At a bucket bound the histogram counts that
-    share exactly (no interpolation inside buckets), so the question becomes a one-sided
-    two-proportion test on (slower than bound, total) for each side.
+    A p99 is a statement about the slowest 1%: at a bucket bound the histogram counts the share
+    of requests slower than it exactly (no interpolation inside buckets). Two tests, and both
+    must reject (an intersection-union test, valid at the level of each, no correction needed):
+    more than 1% of the canary's requests are slower than the bound (the canary's p99 is past
+    the limit, the tolerance inside the test), and a greater share of the canary's than of
+    stable's (the stable's own tail, measured over the same window, does not explain it).
     """
-    bound = tail_bound(canary, stable, latency)
+    bound = tail_bound(latency, canary, stable)
     c_above, c_total = canary.above(bound), canary.total
     s_above, s_total = stable.above(bound), stable.total
-    test = proportion_greater(c_above, c_total, s_above, s_total)
+    past_limit = _binomial_greater(c_above, c_total, TAIL_SHARE)
+    heavier = proportion_greater(c_above, c_total, s_above, s_total).p_value
     return TailTest(
         bound=bound,
         canary_above=c_above,
         canary_total=c_total,
         stable_above=s_above,
         stable_total=s_total,
-        p_value=test.p_value,
-        method=test.method,
+        p_value=max(past_limit, heavier),
+        method="intersection-union",
     )
+
+
+def corrected_alpha(alpha: float, tests: int) -> float:
+    """Bonferroni: the level of each of `tests` tests so that the chance that any of them fails a
+    good canary in one interval is at most `alpha`, whatever their dependence."""
+    if tests < 1:
+        return alpha
+    return alpha / tests
+
+
+def _binomial_greater(successes: int, trials: int, share: float) -> float:
+    # One-sided exact binomial test of H1: the proportion is greater than `share`.
+    _check_counts(successes, trials)
+    if trials == 0:
+        return 1.0
+    p = float(stats.binomtest(successes, trials, share, alternative="greater").pvalue)
+    return min(max(p, 0.0), 1.0)
 
 
 def _count(value: float) -> int:

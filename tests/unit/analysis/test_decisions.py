@@ -117,7 +117,9 @@ LABELS = {
 }
 
 
-def run(sequence: str, *, steps: int = 4, step: int = 0, **policy: object) -> list[checks.Decision]:
+def run(
+    sequence: str, *, steps: int = 4, step: int = 0, **policy: object
+) -> list[checks.StepDecision]:
     """Feed intervals (letters of LABELS) through decide, persisting the state between them."""
     state = StepState(step=step, steps=steps)
     rules = Policy(**policy)  # type: ignore[arg-type]
@@ -129,7 +131,7 @@ def run(sequence: str, *, steps: int = 4, step: int = 0, **policy: object) -> li
     return decisions
 
 
-def actions(decisions: Sequence[checks.Decision]) -> list[str]:
+def actions(decisions: Sequence[checks.StepDecision]) -> list[str]:
     return [d.action for d in decisions]
 
 
@@ -214,13 +216,14 @@ def test_rollback_carries_the_figures_behind_it() -> None:
         "maxP99LatencyMs: p99 180 ms > 100 ms (500 requests) (1 of 2 failed intervals): "
         "holding step 1 of 4"
     )
-    assert second.state == StepState(step=1, steps=4, failures=1, consecutive_failures=0)
+    # Advancing does not forgive the failure: it counts towards the limit at the next step.
+    assert second.state == StepState(step=1, steps=4, failures=1)
     assert third.action == "RollBack"
     assert third.reason == (
         "maxP99LatencyMs: p99 180 ms > 100 ms (500 requests) (2 of 2 failed intervals): "
         "rolling back"
     )
-    assert (third.state.failures, third.state.consecutive_failures) == (2, 1)
+    assert third.state.failures == 2
     assert (third.failure_limit, third.inconclusive_limit) == (2, 3)
 
 

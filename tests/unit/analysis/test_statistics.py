@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
 from modelship.analysis import statistics
 from modelship.analysis.statistics import Histogram
+from scipy import optimize
 
 # A RuntimeWarning from scipy (a degenerate table, a failed optimisation) is a bug here. Scoped
 # to these tests and that category: a global filter would also turn a socket another test left
@@ -169,36 +171,188 @@ def test_histogram_refuses_incomplete_buckets(pairs: list[tuple[float, float]]) 
 
 @pytest.mark.parametrize(
     ("latency", "bound"),
-    [(0.2, 0.1), (0.1, 0.1), (0.3, 0.25), (0.01, 0.05)],
-    ids=["largest-shared-below", "exact", "above-all", "below-all-takes-least"],
+    [(0.12, 0.2), (0.1, 0.1), (0.21, 0.25), (0.01, 0.05)],
+    ids=["least-shared-above", "exact", "skips-an-unshared-bound", "below-all-takes-least"],
 )
-def test_tail_bound_is_the_largest_shared_bound_below_the_latency(
+def test_tail_bound_is_the_least_shared_bound_at_or_above_the_latency(
     latency: float, bound: float
 ) -> None:
-    canary = hist((0.05, 1), (0.1, 2), (0.25, 3), (INF, 3))
-    stable = hist((0.05, 1), (0.1, 2), (0.2, 2), (0.25, 3), (INF, 3))
-    assert statistics.tail_bound(canary, stable, latency) == bound
+    canary = hist((0.05, 1), (0.1, 2), (0.2, 2), (0.25, 3), (INF, 3))
+    stable = hist((0.05, 1), (0.1, 2), (0.2, 2), (0.22, 2), (0.25, 3), (INF, 3))
+    assert statistics.tail_bound(latency, canary, stable) == bound
 
 
-def test_tail_bound_needs_a_shared_finite_bound() -> None:
+def test_tail_bound_needs_a_shared_finite_bound_at_or_above_the_latency() -> None:
     with pytest.raises(ValueError, match="no finite bucket bound"):
-        statistics.tail_bound(hist((0.1, 1), (INF, 1)), hist((0.2, 1), (INF, 1)), 0.15)
+        statistics.tail_bound(0.15, hist((0.1, 1), (INF, 1)), hist((0.2, 1), (INF, 1)))
+    with pytest.raises(ValueError, match=r"at or above 300 ms .* largest is 200 ms"):
+        statistics.tail_bound(0.3, hist((0.2, 1), (INF, 1)))
 
 
-def test_compare_tails_is_the_proportion_test_on_requests_past_the_bound() -> None:
-    # Both canary requests are slower than 100 ms, neither of stable's: the 2-of-2 vs 0-of-2
-    # table worked by hand above (Boschloo p = 1/16).
-    tail = statistics.compare_tails(hist((0.1, 0), (INF, 2)), hist((0.1, 2), (INF, 2)), 0.12)
+def _binomial_at_least(k: int, n: int, share: Fraction) -> float:
+    # P(X >= k) for X ~ Binomial(n, share), summed exactly in rationals: independent of scipy.
+    return float(sum(math.comb(n, i) * share**i * (1 - share) ** (n - i) for i in range(k, n + 1)))
+
+
+@pytest.mark.parametrize(
+    ("above", "total", "p_value"),
+    [
+        # 2 of 100 past the limit: 1 - 0.99^100 - 100 * 0.01 * 0.99^99, a p99 over it by chance.
+        (2, 100, 0.264238),
+        (1, 100, 0.633968),  # 1 - 0.99^100
+        (0, 100, 1.0),
+        (5, 100, 0.0034323),
+        (100, 500, 3.8176e-95),
+    ],
+)
+def test_tail_exceeds_is_the_binomial_test_of_more_than_one_percent_past_the_bound(
+    above: int, total: int, p_value: float
+) -> None:
+    canary = hist((0.05, total - above - 0), (0.1, total - above), (INF, total))
+    tail = statistics.tail_exceeds(canary, 0.08)
+    assert (tail.bound, tail.canary_above, tail.canary_total) == (0.1, above, total)
+    assert tail.p_value == pytest.approx(p_value, rel=1e-4)
+    assert tail.p_value == pytest.approx(
+        _binomial_at_least(above, total, Fraction(1, 100)), rel=1e-9
+    )
+
+
+def test_tail_exceeds_of_an_empty_histogram_is_no_evidence() -> None:
+    assert statistics.tail_exceeds(hist((0.1, 0), (INF, 0)), 0.1).p_value == 1.0
+
+
+def test_compare_tails_needs_the_canary_past_one_percent_and_heavier_than_stable() -> None:
+    # 2 of 2 canary requests past 100 ms, none of stable's: heavier than stable at Boschloo's
+    # p = 1/16 (worked by hand above), past 1% at p = 1 - 0.99^2 ... = 0.0001; the larger decides.
+    tail = statistics.compare_tails(hist((0.1, 0), (INF, 2)), hist((0.1, 2), (INF, 2)), 0.1)
     assert (tail.bound, tail.canary_above, tail.canary_total) == (0.1, 2, 2)
     assert (tail.stable_above, tail.stable_total) == (0, 2)
     assert tail.p_value == pytest.approx(1 / 16, abs=1e-6)
+    assert tail.method == "intersection-union"
 
 
 def test_compare_tails_at_production_counts() -> None:
-    # 100 of 1000 canary requests past 100 ms against 10 of 1000 for stable.
+    # Judged at 200 ms, the least bound at or above the 120 ms limit: 10 of 1000 canary requests
+    # past it, none of stable's. Heavier than stable (Fisher p = 0.001), but 1% is no more than
+    # 1%: the canary's p99 is not shown past the limit.
     canary = hist((0.05, 700), (0.1, 900), (0.2, 990), (INF, 1000))
     stable = hist((0.05, 900), (0.1, 990), (0.2, 1000), (INF, 1000))
     tail = statistics.compare_tails(canary, stable, 0.12)
-    assert (tail.canary_above, tail.stable_above, tail.method) == (100, 10, "fisher")
-    assert tail.p_value == pytest.approx(_fisher_greater(100, 1000, 10, 1000), rel=1e-9)
+    assert (tail.bound, tail.canary_above, tail.stable_above) == (0.2, 10, 0)
+    assert _fisher_greater(10, 1000, 0, 1000) < 0.001
+    assert tail.p_value == pytest.approx(_binomial_at_least(10, 1000, Fraction(1, 100)), rel=1e-9)
+    assert tail.p_value > 0.4
+    # 50 past it: both tests reject; the larger p is the two-sample one.
+    slow = hist((0.05, 700), (0.1, 850), (0.2, 950), (INF, 1000))
+    tail = statistics.compare_tails(slow, stable, 0.12)
+    assert tail.p_value == pytest.approx(_fisher_greater(50, 1000, 0, 1000), rel=1e-9)
     assert tail.p_value < 1e-15
+
+
+# --- the test of a difference with the margin inside it -----------------------------------
+
+
+def _restricted_numerically(x1: int, n1: int, x2: int, n2: int, margin: float) -> float:
+    # The maximum-likelihood p2 under p1 = p2 + margin, found by a bounded search (independent
+    # of the closed form under test).
+    def negative_log_likelihood(p2: float) -> float:
+        p1 = p2 + margin
+        return -(
+            x1 * math.log(p1)
+            + (n1 - x1) * math.log(1 - p1)
+            + (x2 * math.log(p2) if x2 else 0.0)
+            + (n2 - x2) * math.log(1 - p2)
+        )
+
+    found = optimize.minimize_scalar(
+        negative_log_likelihood,
+        bounds=(1e-12, 1 - margin - 1e-12),
+        method="bounded",
+        options={"xatol": 1e-13},
+    )
+    return float(found.x)
+
+
+@pytest.mark.parametrize(
+    ("x1", "n1", "x2", "n2", "margin"),
+    [
+        (20, 400, 4, 400, 0.005),
+        (30, 500, 10, 500, 0.02),
+        (3, 100, 1, 100, 0.005),
+        (0, 200, 0, 300, 0.01),
+        (50, 100, 2, 250, 0.1),
+        (1, 1000, 5, 100, 0.03),
+    ],
+)
+def test_restricted_proportions_maximise_the_likelihood_on_the_margin(
+    x1: int, n1: int, x2: int, n2: int, margin: float
+) -> None:
+    r1, r2 = statistics.restricted_proportions(x1 / n1, n1, x2 / n2, n2, margin)
+    assert r1 - r2 == pytest.approx(margin)
+    assert r2 == pytest.approx(_restricted_numerically(x1, n1, x2, n2, margin), abs=1e-7)
+
+
+def _score_p(x1: int, n1: int, x2: int, n2: int, margin: float) -> float:
+    # The Farrington-Manning statistic from its definition, around the numeric estimate.
+    r2 = _restricted_numerically(x1, n1, x2, n2, margin)
+    r1 = r2 + margin
+    z = (x1 / n1 - x2 / n2 - margin) / math.sqrt(r1 * (1 - r1) / n1 + r2 * (1 - r2) / n2)
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+@pytest.mark.parametrize(
+    ("counts", "margin", "p_value"),
+    [
+        # Known values of the non-inferiority test (one-sided, "worse by more than the margin").
+        ((20, 400, 4, 400), 0.005, 0.0014674),
+        ((30, 500, 10, 500), 0.02, 0.047616),
+        ((3, 100, 1, 100), 0.005, 0.21877),
+        ((75, 500, 30, 500), 0.02, 0.00012622),
+        ((10, 100, 6, 100), 0.02, 0.29974),
+        # Within the margin: the larger the margin, the less the evidence against the canary.
+        ((12, 1000, 10, 1000), 0.01, 0.94598),
+    ],
+)
+def test_difference_exceeds_matches_the_farrington_manning_score_test(
+    counts: tuple[int, int, int, int], margin: float, p_value: float
+) -> None:
+    x1, n1, x2, n2 = counts
+    test = statistics.difference_exceeds(x1, n1, x2, n2, margin)
+    assert test.method == "farrington-manning"
+    assert test.p_value == pytest.approx(p_value, rel=1e-4)
+    assert test.p_value == pytest.approx(_score_p(x1, n1, x2, n2, margin), rel=1e-5)
+
+
+def test_a_margin_near_zero_is_the_pooled_z_test() -> None:
+    # At p1 = p2 the restricted estimate is the pooled proportion: 10/100 vs 5/100 pools to
+    # 0.075, z = 0.05 / sqrt(0.075 * 0.925 * 2 / 100) = 1.3423, p = 0.0898.
+    test = statistics.difference_exceeds(10, 100, 5, 100, 1e-12)
+    assert test.p_value == pytest.approx(0.08975, abs=5e-5)
+
+
+def test_the_margin_is_inside_the_test() -> None:
+    # 5% vs 1% on 400 each: "worse at all" is near certain, "worse by more than 3 points" is
+    # far from it, and "by more than 4 points" (the observed difference) is a coin toss.
+    assert statistics.difference_exceeds(20, 400, 4, 400, 0.0).p_value < 0.001
+    assert statistics.difference_exceeds(20, 400, 4, 400, 0.03).p_value > 0.15
+    assert statistics.difference_exceeds(20, 400, 4, 400, 0.04).p_value == pytest.approx(0.5)
+    ps = [statistics.difference_exceeds(20, 400, 4, 400, m).p_value for m in (0.01, 0.02, 0.03)]
+    assert ps == sorted(ps)
+
+
+def test_difference_exceeds_without_a_margin_is_the_exact_test() -> None:
+    assert statistics.difference_exceeds(2, 2, 0, 2, 0.0) == statistics.proportion_greater(
+        2, 2, 0, 2
+    )
+
+
+@pytest.mark.parametrize("margin", [-0.01, 1.0])
+def test_difference_exceeds_refuses_a_margin_outside_0_to_1(margin: float) -> None:
+    with pytest.raises(ValueError):
+        statistics.difference_exceeds(1, 10, 1, 10, margin)
+
+
+def test_bonferroni_divides_alpha_among_the_tests() -> None:
+    assert statistics.corrected_alpha(0.05, 1) == 0.05
+    assert statistics.corrected_alpha(0.05, 4) == pytest.approx(0.0125)
+    assert statistics.corrected_alpha(0.05, 0) == 0.05

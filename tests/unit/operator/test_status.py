@@ -376,3 +376,37 @@ def test_monitoring_condition(
     assert (found.status, found.reason) == expected[:2]
     assert expected[2] in found.message
     assert (new.monitoring is not None) == bool(outcome.present)
+
+
+def analysis(reason: str, message: str) -> api.ModelDeploymentStatus:
+    """A status whose CanaryAnalysis condition says `reason`."""
+    state: api.ConditionStatus = "True" if reason == "Passing" else "False"
+    if reason == "Measuring":
+        state = "Unknown"
+    condition = api.Condition(
+        type="CanaryAnalysis", status=state, reason=reason, message=message, last_transition_time=T0
+    )
+    return api.ModelDeploymentStatus(conditions=[condition])
+
+
+def test_an_event_tells_each_change_of_the_analysis_verdict_not_each_interval() -> None:
+    sequence = [
+        analysis("Measuring", "the first analysis interval of this step is running"),
+        analysis("Inconclusive", "1 inconclusive interval(s): maxErrorRate: 3 requests < 20"),
+        analysis("Inconclusive", "2 inconclusive interval(s): maxErrorRate: 5 requests < 20"),
+        analysis("Failing", "1 failed interval(s): maxP99LatencyMs: p99 180 ms > 100 ms"),
+        analysis("Passing", "maxP99LatencyMs: p99 80 ms <= 100 ms (500 requests)"),
+        analysis("HeldByAnalysis", "held until the promote or abort annotation: ..."),
+    ]
+    told = [
+        [(e.type, e.reason, e.message) for e in status.transition_events(before, after)]
+        for before, after in zip([api.ModelDeploymentStatus(), *sequence], sequence, strict=False)
+    ]
+    assert told == [
+        [],
+        [("Normal", "AnalysisInconclusive", sequence[1].conditions[0].message)],
+        [],  # the same verdict again: the condition has the new figures, no new Event
+        [("Warning", "AnalysisFailing", sequence[3].conditions[0].message)],
+        [("Normal", "AnalysisPassing", sequence[4].conditions[0].message)],
+        [("Warning", "AnalysisHeld", sequence[5].conditions[0].message)],
+    ]
