@@ -94,6 +94,10 @@ bench-runtime: venv ## serving runtime vs raw ORT, an ASGI floor and peer server
 bench-build: venv ## variants of the 784-1024-1024-10 MLP: FP32 vs INT8 vs FP16
 	$(PY) tests/bench/bench_build.py
 
+.PHONY: bench-rollout
+bench-rollout: venv binaries images ## erroring, slow and good canary under load: time to rollback vs its bound, lost requests
+	$(PY) -m pytest tests/integration/operator/bench_rollout.py -p no:cacheprovider -q -s
+
 .PHONY: bench-operator
 bench-operator: venv binaries ## N = 100 and 1000 ModelDeployments: time to reconcile, RSS, API calls
 	$(PY) tests/bench/bench_operator.py

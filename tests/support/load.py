@@ -12,12 +12,25 @@ from dataclasses import dataclass, field
 from tests.support.waiting import wait_until
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One request: when it was sent (wall clock, s), how long it took, who answered, or why
+    it failed."""
+
+    at: float
+    seconds: float
+    revision: str
+    failure: str | None
+
+
 @dataclass
 class Outcomes:
-    """What the load saw: answers per revision that made them, and every failure."""
+    """What the load saw: answers per revision that made them, every failure, and every request
+    in order (for timelines: when the first bad answer came, when the last)."""
 
     by_revision: collections.Counter[str] = field(default_factory=collections.Counter)
     failures: list[str] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -71,7 +84,9 @@ class SteadyLoad:
     def snapshot(self) -> Outcomes:
         with self._lock:
             return Outcomes(
-                collections.Counter(self.outcomes.by_revision), list(self.outcomes.failures)
+                collections.Counter(self.outcomes.by_revision),
+                list(self.outcomes.failures),
+                list(self.outcomes.answers),
             )
 
     def answered_by(self, revision: str) -> int:
@@ -83,8 +98,11 @@ class SteadyLoad:
         sent = 0
         while not self._stop.is_set() and time.monotonic() < deadline and sent < self.max_requests:
             sent += 1
+            at, start = time.time(), time.monotonic()
             revision, failure = self._one()
+            answer = Answer(at, time.monotonic() - start, revision, failure)
             with self._lock:
+                self.outcomes.answers.append(answer)
                 if failure is None:
                     self.outcomes.by_revision[revision] += 1
                 else:

@@ -25,6 +25,7 @@ from modelship import api, crd
 
 from tests.support.cluster import Cluster, kubectl
 from tests.support.onnx_models import write_linear_onnx
+from tests.support.prometheus import Prometheus, prometheus_url
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
@@ -345,6 +346,31 @@ def serving_operator(
             tmp_path / "operator.log",
         )
     )
+
+
+@pytest.fixture
+def analysing_operator(
+    models: Models, operator_environment: dict[str, str], tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """The operator as a process, with the real runtime image, reading the cluster's Prometheus
+    (not started yet)."""
+    env = {**operator_environment, **SERVING_ENV, "MODELSHIP_PROMETHEUS_URL": prometheus_url()}
+    env["MODELSHIP_METRICS_PORT"] = str(free_port())
+    yield from stopped_at_the_end(OperatorProcess(models.namespace, env, tmp_path / "operator.log"))
+
+
+def ready_and_scraped(models: Models, name: str) -> str:
+    """Wait until the model is Ready and Prometheus scrapes its pods; its stable revision.
+
+    A new namespace's PodMonitor reaches Prometheus' configuration only after the config
+    reloader sees it, and the canary's pods are found through that configuration."""
+    stable = wait_until(lambda: models.ready_stable(name), timeout=300, what=f"md/{name} Ready")
+    prometheus = Prometheus.from_endpoints()
+    selector = f'modelship_requests_total{{namespace="{models.namespace}", model="{name}"}}'
+    wait_until(
+        lambda: prometheus.query(selector), timeout=240, what=f"Prometheus scraping md/{name}"
+    )
+    return str(stable)
 
 
 def stopped_at_the_end(operator: OperatorProcess) -> Iterator[OperatorProcess]:

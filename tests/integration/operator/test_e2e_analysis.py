@@ -1,47 +1,28 @@
 """End to end with real pods and the real Prometheus: each canary step judged on the figures
 Prometheus scraped from both revisions. A good canary is promoted, an erroring canary (its input
-signature breaks the clients' requests) is rolled back after its first interval, a canary with
-no traffic holds and says why; the stable path loses no request."""
+signature breaks the clients' requests) and a slow canary (same answers, ~50x the latency) are
+rolled back after their first interval, a canary with no traffic holds and says why; the stable
+path loses no request."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from modelship import naming
+from modelship.timestamps import parse_time
 
 from tests.support.load import SteadyLoad
-from tests.support.onnx_models import write_linear_onnx
-from tests.support.prometheus import Prometheus, prometheus_url
+from tests.support.onnx_models import write_linear_onnx, write_slow_linear_onnx
 from tests.support.waiting import holds_for, wait_until
 
-from .conftest import (
-    MODELS_ROOT,
-    SERVING_ENV,
-    Models,
-    OperatorProcess,
-    free_port,
-    model_file,
-    stopped_at_the_end,
-)
+from .conftest import MODELS_ROOT, Models, OperatorProcess, model_file, ready_and_scraped
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 INTERVAL = 20
-
-
-@pytest.fixture
-def analysing_operator(
-    models: Models, operator_environment: dict[str, str], tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    """The operator as a process, reading the cluster's Prometheus (not started yet)."""
-    env = {**operator_environment, **SERVING_ENV, "MODELSHIP_PROMETHEUS_URL": prometheus_url()}
-    env["MODELSHIP_METRICS_PORT"] = str(free_port())
-    yield from stopped_at_the_end(OperatorProcess(models.namespace, env, tmp_path / "operator.log"))
 
 
 def _spec(uri: str, replicas: int, steps: list[int], **analysis: Any) -> dict[str, Any]:
@@ -57,19 +38,6 @@ def _spec(uri: str, replicas: int, steps: list[int], **analysis: Any) -> dict[st
     }
 
 
-def _ready_scraped(models: Models, name: str) -> str:
-    """Wait until the model is Ready and Prometheus scrapes its pods: a new namespace's
-    PodMonitor reaches Prometheus' configuration only after the config reloader sees it, and
-    the canary's pods are found through that configuration."""
-    stable = wait_until(lambda: models.ready_stable(name), timeout=300, what=f"md/{name} Ready")
-    prometheus = Prometheus.from_endpoints()
-    selector = f'modelship_requests_total{{namespace="{models.namespace}", model="{name}"}}'
-    wait_until(
-        lambda: prometheus.query(selector), timeout=240, what=f"Prometheus scraping md/{name}"
-    )
-    return str(stable)
-
-
 def _decision(models: Models, name: str) -> str:
     return str((models.status(name).get("lastDecision") or {}).get("action", ""))
 
@@ -80,7 +48,7 @@ def test_a_good_canary_passes_each_step_and_is_promoted(
     analysing_operator.start()
     first = model_file(models.namespace, "good-a", 0.1)
     models.create("good", _spec(first, 4, [25, 100], maxP99LatencyMs=1000, failureLimit=1))
-    stable = _ready_scraped(models, "good")
+    stable = ready_and_scraped(models, "good")
     service = models.core.read_namespaced_service("good", models.namespace)
     load = SteadyLoad(service.spec.cluster_ip, "good").start()
     try:
@@ -119,7 +87,7 @@ def test_an_erroring_canary_is_rolled_back_after_its_first_interval(
     analysing_operator.start()
     first = model_file(models.namespace, "bad-a", 0.1)
     models.create("bad", _spec(first, 2, [50, 100], failureLimit=1))
-    stable = _ready_scraped(models, "bad")
+    stable = ready_and_scraped(models, "bad")
     service = models.core.read_namespaced_service("bad", models.namespace)
     load = SteadyLoad(service.spec.cluster_ip, "bad").start()
     # Five inputs where the clients send four: every request the canary gets fails with 400.
@@ -161,13 +129,60 @@ def test_an_erroring_canary_is_rolled_back_after_its_first_interval(
     assert len(outcomes.failures) == after, outcomes.failures[after:]
 
 
+def test_a_slow_canary_is_rolled_back_on_its_p99_against_stable(
+    models: Models, analysing_operator: OperatorProcess
+) -> None:
+    analysing_operator.start()
+    first = model_file(models.namespace, "slow-a", 0.1)
+    spec = _spec(first, 2, [50, 100], failureLimit=1, maxP99LatencyIncreaseVsStable=1.0)
+    models.create("slow", spec)
+    stable = ready_and_scraped(models, "slow")
+    service = models.core.read_namespaced_service("slow", models.namespace)
+    load = SteadyLoad(service.spec.cluster_ip, "slow").start()
+    # The same answers as a linear model, computed the long way: ~0.1 s a request on this CPU.
+    slow = MODELS_ROOT / models.namespace / "slow-b.onnx"
+    write_slow_linear_onnx(slow, np.arange(12, dtype=np.float32).reshape(4, 3) * 0.2)
+    try:
+        models.patch_spec("slow", {"model": {"uri": f"file://{slow}"}})
+        started = wait_until(
+            lambda: (models.status("slow").get("canary") or {}).get("stepStartedAt"),
+            timeout=240,
+            what="the canary's first step begun",
+        )
+        canary = models.status("slow")["revisions"]["current"]["revision"]
+        wait_until(
+            lambda: _decision(models, "slow") == "RolledBack",
+            timeout=INTERVAL + 60,
+            what="the slow canary rolled back",
+        )
+        status = models.status("slow")
+        decision = status["lastDecision"]
+        reason = decision["reason"]
+        assert "maxP99LatencyIncreaseVsStable" in reason, reason
+        assert "1 of 1 failed intervals" in reason, reason
+        # The documented bound: scrape interval (5 s) + interval x failureLimit, plus a reconcile
+        # and the Prometheus round trips.
+        took = (parse_time(decision["at"]) - parse_time(started)).total_seconds()
+        assert took <= INTERVAL + 5 + 5, (took, reason)
+        selector = models.core.read_namespaced_service("slow", models.namespace).spec.selector
+        assert selector[naming.REVISION_LABEL] == stable
+        served = load.answered_by(stable)
+        wait_until(lambda: load.answered_by(stable) >= served + 100, timeout=30, what="serving")
+    finally:
+        outcomes = load.stop()
+    print(f"answers: {dict(outcomes.by_revision)}; failures: {len(outcomes.failures)}; {took} s")
+    # Slow, not wrong: every request was answered, by either revision.
+    assert outcomes.failures == [], outcomes.failures[:5]
+    assert outcomes.by_revision[canary] > 0
+
+
 def test_a_canary_without_traffic_holds_and_says_why(
     models: Models, analysing_operator: OperatorProcess
 ) -> None:
     analysing_operator.start()
     first = model_file(models.namespace, "idle-a", 0.1)
     models.create("idle", _spec(first, 2, [50, 100], inconclusiveLimit=10))
-    _ready_scraped(models, "idle")
+    ready_and_scraped(models, "idle")
     models.patch_spec("idle", {"model": {"uri": model_file(models.namespace, "idle-b", 0.2)}})
     held = wait_until(
         lambda: (
