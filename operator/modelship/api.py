@@ -335,6 +335,8 @@ ANALYSIS_CHECKS = (
     "maxErrorRateIncreaseVsStable",
     "minAccuracy",
     "maxAccuracyDropVsStable",
+    "maxMeanAbsoluteError",
+    "maxMeanAbsoluteErrorIncreaseVsStable",
 )
 
 
@@ -350,6 +352,11 @@ class Analysis(Model):
                     "spec.rollout.analysis: set at least one check ("
                     + ", ".join(ANALYSIS_CHECKS)
                     + " or metrics[]); an analysis without checks would promote on time alone",
+                ),
+                rule(
+                    "!has(self.accuracyWindow) || duration(self.accuracyWindow) >= duration('1s')",
+                    "spec.rollout.analysis.accuracyWindow must be at least 1s",
+                    ".accuracyWindow",
                 ),
             ]
         }
@@ -379,7 +386,38 @@ class Analysis(Model):
         default=None, ge=0, le=1, description="Smallest tolerated accuracy from delayed labels."
     )
     max_accuracy_drop_vs_stable: float | None = Field(
-        default=None, ge=0, le=1, description="Largest tolerated accuracy drop versus stable."
+        default=None,
+        ge=0,
+        lt=1,
+        description="Largest tolerated accuracy drop versus stable, in ratio points (0.02: "
+        "up to 2 points less accurate), on labels received in the same window.",
+    )
+    max_mean_absolute_error: float | None = Field(
+        default=None,
+        ge=0,
+        description="Largest tolerated mean absolute error of a regression model's predictions, "
+        "from delayed labels.",
+    )
+    max_mean_absolute_error_increase_vs_stable: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Largest tolerated mean absolute error increase over stable's, as a ratio of "
+        "it (0.1: up to 10% larger), on labels received in the same window.",
+    )
+    min_labelled_samples: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="Labels a revision must have received in the accuracy window before the "
+        "accuracy and MAE checks judge it; fewer is Inconclusive (hold), never a verdict.",
+    )
+    accuracy_window: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=DURATION_PATTERN,
+        description="Window of the accuracy and MAE checks (labels trail predictions: make it "
+        "longer than their delay); the interval when unset.",
     )
     failure_limit: int = Field(
         default=2, ge=1, le=100, description="Failed intervals that roll the canary back."
@@ -686,6 +724,9 @@ class CheckStatus(Model):
     baseline: float | None = Field(default=None, description="The stable's, when compared.")
     threshold: float | None = Field(default=None, description="The limit it was held to.")
     samples: int | None = Field(default=None, description="The canary's requests or labels.")
+    baseline_samples: int | None = Field(
+        default=None, description="The stable's requests or labels, when compared."
+    )
     p_value: float | None = Field(default=None, description="Of the test behind a Fail.")
 
 

@@ -87,7 +87,19 @@ class PrometheusClient:
             self.reading(queries.predictions),
             self.reading(queries.correct),
         )
-        return RevisionMeasurements(requests, errors, p99, buckets, predictions, correct)
+        absolute_error, squared_error = await asyncio.gather(
+            self.reading(queries.absolute_error), self.reading(queries.squared_error)
+        )
+        return RevisionMeasurements(
+            requests,
+            errors,
+            p99,
+            buckets,
+            predictions,
+            correct,
+            absolute_error=absolute_error,
+            squared_error=squared_error,
+        )
 
     async def interval(
         self, plan: QueryPlan

@@ -276,12 +276,16 @@ class Reconciler:
         stable = prior.revisions.stable if prior.revisions else None
         assert analysis is not None and canary is not None
         window = durations.prometheus_duration(durations.duration_ms(md.spec.rollout.interval))
+        labels_window = durations.prometheus_duration(
+            durations.duration_ms(analysis.accuracy_window or md.spec.rollout.interval)
+        )
         scope = Scope(
             namespace=md.namespace,
             name=md.name,
             canary=canary.revision,
             stable=stable.revision if stable is not None else canary.revision,
             window=window,
+            feedback_window=labels_window,
         )
         canary_readings, stable_readings, custom = await self.prometheus.interval(
             plan_queries(scope, analysis.metrics)

@@ -291,6 +291,7 @@ class _Tally:
                     baseline=_finite(r.baseline),
                     threshold=_finite(r.threshold),
                     samples=r.samples,
+                    baseline_samples=r.baseline_samples,
                     p_value=_finite(r.p_value),
                 )
                 for r in measured.results

@@ -7,7 +7,9 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from tests.support.waiting import wait_until
 
@@ -99,8 +101,10 @@ class SteadyLoad:
         while not self._stop.is_set() and time.monotonic() < deadline and sent < self.max_requests:
             sent += 1
             at, start = time.time(), time.monotonic()
-            revision, failure = self._one()
+            revision, failure, payload = self._call()
             answer = Answer(at, time.monotonic() - start, revision, failure)
+            if payload is not None:
+                self._answered(sent, revision, payload)
             with self._lock:
                 self.outcomes.answers.append(answer)
                 if failure is None:
@@ -111,20 +115,98 @@ class SteadyLoad:
             self._stop.wait(self.pause_s)
 
     def _one(self) -> tuple[str, str | None]:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        revision, failure, _ = self._call()
+        return revision, failure
+
+    def _answered(self, index: int, revision: str, payload: dict[str, Any]) -> None:
+        """Called in the load's thread with each successful answer (request `index`, from 1)."""
+
+    def _call(self) -> tuple[str, str | None, dict[str, Any] | None]:
+        status, payload, failure = post_json(
+            self.host, self.port, f"/v2/models/{self.model}/infer", self._body
+        )
+        if failure is not None:
+            return "", failure, None
+        if status != 200 or not isinstance(payload, dict):
+            return "", f"{time.strftime('%H:%M:%S')} HTTP {status}: {str(payload)[:200]!r}", None
+        return str(payload.get("model_version", "")), None, payload
+
+
+def post_json(host: str, port: int, path: str, body: bytes) -> tuple[int, Any, str | None]:
+    """POST a JSON body on a fresh connection: (status, the parsed answer or its text, or why
+    there is no answer)."""
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.request(
+            "POST",
+            path,
+            body=body,
+            headers={"Content-Type": "application/json", "Connection": "close"},
+        )
+        response = conn.getresponse()
+        raw = response.read()
         try:
-            conn.request(
-                "POST",
-                f"/v2/models/{self.model}/infer",
-                body=self._body,
-                headers={"Content-Type": "application/json", "Connection": "close"},
+            return response.status, json.loads(raw), None
+        except ValueError:
+            return response.status, raw[:200].decode(errors="replace"), None
+    except (OSError, http.client.HTTPException) as exc:
+        return 0, None, f"{time.strftime('%H:%M:%S')} {type(exc).__name__}: {exc}"
+    finally:
+        conn.close()
+
+
+@dataclass
+class LabelTally:
+    """Labels a LabellingLoad sent back and the runtime counted, by the revision that predicted."""
+
+    labelled: collections.Counter[str] = field(default_factory=collections.Counter)
+    correct: collections.Counter[str] = field(default_factory=collections.Counter)
+    refused: list[str] = field(default_factory=list)
+
+
+class LabellingLoad(SteadyLoad):
+    """A SteadyLoad that sends a label back for every `label_every`-th answer, with the answer's
+    prediction token, to the model's Service on a fresh connection (so the label mostly reaches
+    another pod than the one that predicted, of either revision).
+
+    `truth(index, predicted)` gives the label of request `index` (from 1) whose predicted class
+    (the argmax of the first output) was `predicted`: what the client later learns."""
+
+    def __init__(
+        self,
+        host: str,
+        model: str,
+        truth: Callable[[int, int], int],
+        *,
+        label_every: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(host, model, **kwargs)
+        self.truth, self.label_every = truth, label_every
+        self.labels = LabelTally()
+
+    def tally(self) -> LabelTally:
+        with self._lock:
+            return LabelTally(
+                collections.Counter(self.labels.labelled),
+                collections.Counter(self.labels.correct),
+                list(self.labels.refused),
             )
-            response = conn.getresponse()
-            payload = response.read()
-            if response.status != 200:
-                return "", f"{time.strftime('%H:%M:%S')} HTTP {response.status}: {payload[:200]!r}"
-            return str(json.loads(payload).get("model_version", "")), None
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            return "", f"{time.strftime('%H:%M:%S')} {type(exc).__name__}: {exc}"
-        finally:
-            conn.close()
+
+    def _answered(self, index: int, revision: str, payload: dict[str, Any]) -> None:
+        if index % self.label_every:
+            return
+        scores = payload["outputs"][0]["data"]
+        predicted = max(range(len(scores)), key=scores.__getitem__)
+        token = payload["parameters"]["modelship_tokens"][0]
+        label = self.truth(index, predicted)
+        body = json.dumps({"token": token, "label": label}).encode()
+        status, answer, failure = post_json(
+            self.host, self.port, f"/v2/models/{self.model}/feedback", body
+        )
+        with self._lock:
+            if failure is None and status == 200 and answer.get("matched") == 1:
+                self.labels.labelled[revision] += 1
+                self.labels.correct[revision] += label == predicted
+            else:
+                self.labels.refused.append(f"{status} {failure or answer}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, TypedDict
 
 from modelship import api
 from modelship.analysis import statistics
@@ -33,6 +33,8 @@ ERROR_RATE_MAX = "maxErrorRate"
 ERROR_RATE_VS_STABLE = "maxErrorRateIncreaseVsStable"
 ACCURACY_MIN = "minAccuracy"
 ACCURACY_DROP_VS_STABLE = "maxAccuracyDropVsStable"
+MAE_MAX = "maxMeanAbsoluteError"
+MAE_VS_STABLE = "maxMeanAbsoluteErrorIncreaseVsStable"
 
 
 # --- readings (the data passed in) --------------------------------------------------------
@@ -50,6 +52,7 @@ class Measurement:
     value: float | None = None
     samples: int | None = None
     error: str | None = None
+    variance: float | None = None  # of the values behind a mean (MAE): its test needs it
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class RevisionMeasurements:
     latency_buckets: HistogramMeasurement = field(default_factory=HistogramMeasurement)
     predictions: Measurement = field(default_factory=Measurement)
     correct: Measurement = field(default_factory=Measurement)
+    absolute_error: Measurement = field(default_factory=Measurement)
+    squared_error: Measurement = field(default_factory=Measurement)
 
 
 def ratio(numerator: Measurement, denominator: Measurement) -> Measurement:
@@ -85,6 +90,24 @@ def ratio(numerator: Measurement, denominator: Measurement) -> Measurement:
     if part is None or samples == 0:
         return Measurement(samples=samples)
     return Measurement(value=min(max(part / total, 0.0), 1.0), samples=samples)
+
+
+def mean_measurement(total: Measurement, squares: Measurement, count: Measurement) -> Measurement:
+    """A mean of `count` values from their sum and sum of squares (value = mean, samples =
+    count, variance = the values' sample variance)."""
+    error = _join_errors(total.error, squares.error, count.error)
+    if error is not None:
+        return Measurement(error=error)
+    n = _finite(count.value)
+    if n is None:
+        return Measurement()
+    samples = _count(n)
+    part, square = _finite(total.value), _finite(squares.value)
+    if part is None or square is None or samples == 0:
+        return Measurement(samples=samples)
+    mean = max(part, 0.0) / samples
+    spread = max(square / samples - mean * mean, 0.0) * samples / max(samples - 1, 1)
+    return Measurement(value=mean, samples=samples, variance=spread)
 
 
 def p99_measurement(p99: Measurement, buckets: HistogramMeasurement) -> Measurement:
@@ -152,6 +175,8 @@ class Policy:
     max_error_rate_increase_vs_stable: float | None = None  # 0.005: up to +0.5 points
     min_accuracy: float | None = None
     max_accuracy_drop_vs_stable: float | None = None
+    max_mean_absolute_error: float | None = None
+    max_mean_absolute_error_increase_vs_stable: float | None = None  # 0.1: up to 10% larger
     metrics: tuple[api.AnalysisMetric, ...] = ()
     min_requests: int = DEFAULT_MIN_REQUESTS
     min_labelled_samples: int = DEFAULT_MIN_LABELLED_SAMPLES
@@ -180,6 +205,8 @@ class Policy:
                 self.max_error_rate_increase_vs_stable,
                 self.min_accuracy,
                 self.max_accuracy_drop_vs_stable,
+                self.max_mean_absolute_error,
+                self.max_mean_absolute_error_increase_vs_stable,
             )
         )
 
@@ -193,7 +220,6 @@ class Policy:
         cls,
         analysis: api.Analysis,
         *,
-        min_labelled_samples: int = DEFAULT_MIN_LABELLED_SAMPLES,
         alpha: float = DEFAULT_ALPHA,
     ) -> Policy:
         """Resolve the policy of spec.rollout.analysis."""
@@ -204,9 +230,13 @@ class Policy:
             max_error_rate_increase_vs_stable=analysis.max_error_rate_increase_vs_stable,
             min_accuracy=analysis.min_accuracy,
             max_accuracy_drop_vs_stable=analysis.max_accuracy_drop_vs_stable,
+            max_mean_absolute_error=analysis.max_mean_absolute_error,
+            max_mean_absolute_error_increase_vs_stable=(
+                analysis.max_mean_absolute_error_increase_vs_stable
+            ),
             metrics=tuple(analysis.metrics),
             min_requests=analysis.min_requests,
-            min_labelled_samples=min_labelled_samples,
+            min_labelled_samples=analysis.min_labelled_samples,
             alpha=alpha,
             failure_limit=analysis.failure_limit,
             inconclusive_limit=analysis.inconclusive_limit,
@@ -396,10 +426,11 @@ def check_accuracy_min(
     min_labels: int = DEFAULT_MIN_LABELLED_SAMPLES,
     alpha: float = DEFAULT_ALPHA,
 ) -> CheckResult:
-    """The canary's accuracy from delayed labels against a floor.
+    """The canary's accuracy from delayed labels against a floor; passing needs evidence.
 
-    Never judged on fewer than `min_labels` labels. Pass on the estimate at or above the floor;
-    Fail only when the Wilson one-sided (1 - alpha) upper bound is below it; else Inconclusive.
+    Never judged on fewer than `min_labels` labels. Pass when the Wilson one-sided (1 - alpha)
+    lower bound is at or above the floor; Fail when the upper bound is below it; in between the
+    labels do not tell yet: Inconclusive (more labels narrow the bounds).
     """
     name = ACCURACY_MIN
     unusable = _unusable(
@@ -410,13 +441,15 @@ def check_accuracy_min(
     correct, n, accuracy = _proportion(canary)
     base = _base(name, value=accuracy, threshold=min_accuracy, samples=n)
     measured = f"accuracy {_pct(accuracy)} ({correct} of {n} labels)"
-    if accuracy >= min_accuracy:
-        return _passed(base, f"{measured} >= {_pct(min_accuracy)}")
-    high = statistics.wilson_interval(correct, n, 1 - 2 * alpha).high
-    if high < min_accuracy:
-        return _failed(base, f"{measured} < {_pct(min_accuracy)} (upper bound {_pct(high)})")
+    bounds = statistics.wilson_interval(correct, n, 1 - 2 * alpha)
+    if bounds.low >= min_accuracy:
+        return _passed(base, f"{measured} >= {_pct(min_accuracy)} (lower bound {_pct(bounds.low)})")
+    if bounds.high < min_accuracy:
+        return _failed(base, f"{measured} < {_pct(min_accuracy)} (upper bound {_pct(bounds.high)})")
     return _undecided(
-        base, f"{measured} < {_pct(min_accuracy)}, not conclusively: upper bound {_pct(high)}"
+        base,
+        f"{measured}, {_pct(bounds.low)} to {_pct(bounds.high)}: not shown on either side of "
+        f"{_pct(min_accuracy)} yet",
     )
 
 
@@ -428,11 +461,12 @@ def check_accuracy_drop_vs_stable(
     min_labels: int = DEFAULT_MIN_LABELLED_SAMPLES,
     alpha: float = DEFAULT_ALPHA,
 ) -> CheckResult:
-    """The canary's accuracy against stable's minus a tolerated drop.
+    """The canary's accuracy against stable's minus a tolerated drop; passing needs evidence.
 
-    A drop beyond the tolerance fails only when the canary's share of wrong predictions is
-    significantly greater than stable's by more than the tolerance (statistics.difference_exceeds,
-    p < alpha); else Inconclusive.
+    On the shares of wrong predictions, the margin inside both tests
+    (statistics.difference_exceeds): Fail when the canary is shown less accurate than stable by
+    more than the drop; Pass when it is shown less accurate by less than the drop (a
+    non-inferiority test); else Inconclusive.
     """
     name = ACCURACY_DROP_VS_STABLE
     unusable = _unusable_pair(
@@ -441,7 +475,6 @@ def check_accuracy_drop_vs_stable(
     if unusable is not None:
         return unusable
     (c_ok, c_n, c_acc), (s_ok, s_n, s_acc) = _proportion(canary), _proportion(stable)
-    drop = s_acc - c_acc
     base = _base(
         name,
         value=c_acc,
@@ -451,12 +484,97 @@ def check_accuracy_drop_vs_stable(
         baseline_samples=s_n,
     )
     versus = f"accuracy {_pct(c_acc)} ({c_ok} of {c_n}) vs stable {_pct(s_acc)} ({s_ok} of {s_n})"
-    if drop <= max_drop:
-        return _passed(base, f"{versus}: drop {_points(drop)} <= {_points(max_drop)}")
-    # Wrong predictions: the canary's share greater than stable's by more than the drop.
-    test = statistics.difference_exceeds(c_n - c_ok, c_n, s_n - s_ok, s_n, max_drop)
-    return _judged(
-        base, f"{versus}: drop {_points(drop)} > {_points(max_drop)}", test.p_value, alpha
+    c_wrong, s_wrong = c_n - c_ok, s_n - s_ok
+    worse = statistics.difference_exceeds(c_wrong, c_n, s_wrong, s_n, max_drop).p_value
+    within = statistics.difference_exceeds(s_wrong, s_n, c_wrong, c_n, -max_drop).p_value
+    return _two_sided(
+        base,
+        f"{versus}: drop {_points(s_acc - c_acc)}",
+        limit=f"{_points(max_drop)}",
+        p_bad=worse,
+        p_good=within,
+        alpha=alpha,
+    )
+
+
+def check_mae_max(
+    canary: Measurement,
+    *,
+    max_mae: float,
+    min_labels: int = DEFAULT_MIN_LABELLED_SAMPLES,
+    alpha: float = DEFAULT_ALPHA,
+) -> CheckResult:
+    """A regression canary's mean absolute error against a ceiling; passing needs evidence.
+
+    Large-sample z-tests of the mean (its variance from the sum of squared errors): Pass when
+    shown below the ceiling, Fail when shown above it, else Inconclusive.
+    """
+    name = MAE_MAX
+    unusable = _unusable(
+        name,
+        canary,
+        min_samples=min_labels,
+        unit="labels",
+        what="mean absolute error",
+        threshold=max_mae,
+    )
+    if unusable is not None:
+        return unusable
+    assert canary.value is not None and canary.samples is not None
+    mae, n = canary.value, canary.samples
+    base = _base(name, value=mae, threshold=max_mae, samples=n)
+    test = statistics.mean_versus(mae, canary.variance or 0.0, n, max_mae)
+    return _two_sided(
+        base,
+        f"MAE {_g(mae)} ({n} labels)",
+        limit=_g(max_mae),
+        p_bad=test.p_above,
+        p_good=test.p_below,
+        alpha=alpha,
+    )
+
+
+def check_mae_vs_stable(
+    canary: Measurement,
+    stable: Measurement,
+    *,
+    max_increase: float,
+    min_labels: int = DEFAULT_MIN_LABELLED_SAMPLES,
+    alpha: float = DEFAULT_ALPHA,
+) -> CheckResult:
+    """A regression canary's MAE against stable's times (1 + tolerance), the tolerance inside
+    the tests (Welch z-tests of MAE_canary - (1 + tolerance) x MAE_stable); passing needs
+    evidence."""
+    name = MAE_VS_STABLE
+    unusable = _unusable_pair(
+        name, canary, stable, min_samples=min_labels, unit="labels", what="mean absolute error"
+    )
+    if unusable is not None:
+        return unusable
+    assert canary.value is not None and canary.samples is not None
+    assert stable.value is not None and stable.samples is not None
+    ratio = 1 + max_increase
+    base = _base(
+        name,
+        value=canary.value,
+        baseline=stable.value,
+        threshold=stable.value * ratio,
+        samples=canary.samples,
+        baseline_samples=stable.samples,
+    )
+    test = statistics.ratio_of_means_versus(
+        (canary.value, canary.variance or 0.0, canary.samples),
+        (stable.value, stable.variance or 0.0, stable.samples),
+        ratio,
+    )
+    return _two_sided(
+        base,
+        f"MAE {_g(canary.value)} ({canary.samples} labels) vs stable {_g(stable.value)} "
+        f"({stable.samples} labels)",
+        limit=f"{_g(stable.value * ratio)} (stable +{_pct(max_increase)})",
+        p_bad=test.p_above,
+        p_good=test.p_below,
+        alpha=alpha,
     )
 
 
@@ -482,6 +600,16 @@ def check_metric(metric: api.AnalysisMetric, reading: Measurement) -> CheckResul
     return _passed(base, f"{_g(value)} {' and '.join(b for b in bounds if b)}")
 
 
+class _ByRequests(TypedDict):
+    min_requests: int
+    alpha: float
+
+
+class _ByLabels(TypedDict):
+    min_labels: int
+    alpha: float
+
+
 def run_checks(
     policy: Policy,
     canary: RevisionMeasurements,
@@ -495,66 +623,57 @@ def run_checks(
     s_errors = ratio(stable.server_errors, stable.requests)
     c_accuracy = ratio(canary.correct, canary.predictions)
     s_accuracy = ratio(stable.correct, stable.predictions)
-    p = policy
-    alpha = p.check_alpha
-    results: list[CheckResult] = []
-    if p.max_p99_latency_ms is not None:
-        results.append(
-            check_p99_max(
-                c_p99,
-                buckets=canary.latency_buckets,
-                max_ms=p.max_p99_latency_ms,
-                min_requests=p.min_requests,
-                alpha=alpha,
-            )
-        )
-    if p.max_p99_latency_increase_vs_stable is not None:
-        results.append(
-            check_p99_vs_stable(
+    c_mae = mean_measurement(canary.absolute_error, canary.squared_error, canary.predictions)
+    s_mae = mean_measurement(stable.absolute_error, stable.squared_error, stable.predictions)
+    p, alpha = policy, policy.check_alpha
+    requests = _ByRequests(min_requests=p.min_requests, alpha=alpha)
+    labels = _ByLabels(min_labels=p.min_labelled_samples, alpha=alpha)
+    # Each built-in check with the threshold that turns it on, in the order status shows them.
+    built_in: tuple[tuple[float | None, Callable[[float], CheckResult]], ...] = (
+        (
+            p.max_p99_latency_ms,
+            lambda limit: check_p99_max(
+                c_p99, buckets=canary.latency_buckets, max_ms=limit, **requests
+            ),
+        ),
+        (
+            p.max_p99_latency_increase_vs_stable,
+            lambda limit: check_p99_vs_stable(
                 c_p99,
                 s_p99,
                 canary_buckets=canary.latency_buckets,
                 stable_buckets=stable.latency_buckets,
-                max_increase=p.max_p99_latency_increase_vs_stable,
-                min_requests=p.min_requests,
-                alpha=alpha,
-            )
-        )
-    if p.max_error_rate is not None:
-        results.append(
-            check_error_rate_max(
-                c_errors, max_rate=p.max_error_rate, min_requests=p.min_requests, alpha=alpha
-            )
-        )
-    if p.max_error_rate_increase_vs_stable is not None:
-        results.append(
-            check_error_rate_vs_stable(
-                c_errors,
-                s_errors,
-                max_increase=p.max_error_rate_increase_vs_stable,
-                min_requests=p.min_requests,
-                alpha=alpha,
-            )
-        )
-    if p.min_accuracy is not None:
-        results.append(
-            check_accuracy_min(
-                c_accuracy,
-                min_accuracy=p.min_accuracy,
-                min_labels=p.min_labelled_samples,
-                alpha=alpha,
-            )
-        )
-    if p.max_accuracy_drop_vs_stable is not None:
-        results.append(
-            check_accuracy_drop_vs_stable(
-                c_accuracy,
-                s_accuracy,
-                max_drop=p.max_accuracy_drop_vs_stable,
-                min_labels=p.min_labelled_samples,
-                alpha=alpha,
-            )
-        )
+                max_increase=limit,
+                **requests,
+            ),
+        ),
+        (
+            p.max_error_rate,
+            lambda limit: check_error_rate_max(c_errors, max_rate=limit, **requests),
+        ),
+        (
+            p.max_error_rate_increase_vs_stable,
+            lambda limit: check_error_rate_vs_stable(
+                c_errors, s_errors, max_increase=limit, **requests
+            ),
+        ),
+        (
+            p.min_accuracy,
+            lambda limit: check_accuracy_min(c_accuracy, min_accuracy=limit, **labels),
+        ),
+        (
+            p.max_accuracy_drop_vs_stable,
+            lambda limit: check_accuracy_drop_vs_stable(
+                c_accuracy, s_accuracy, max_drop=limit, **labels
+            ),
+        ),
+        (p.max_mean_absolute_error, lambda limit: check_mae_max(c_mae, max_mae=limit, **labels)),
+        (
+            p.max_mean_absolute_error_increase_vs_stable,
+            lambda limit: check_mae_vs_stable(c_mae, s_mae, max_increase=limit, **labels),
+        ),
+    )
+    results = [check(limit) for limit, check in built_in if limit is not None]
     results.extend(check_metric(m, metrics.get(m.name, Measurement())) for m in p.metrics)
     return tuple(results)
 
@@ -737,6 +856,25 @@ def _undecided(
     base: CheckResult, reason: str, cause: Cause = "undecided", p_value: float | None = None
 ) -> CheckResult:
     return replace(base, verdict="Inconclusive", reason=reason, p_value=p_value, cause=cause)
+
+
+def _two_sided(
+    base: CheckResult, measured: str, *, limit: str, p_bad: float, p_good: float, alpha: float
+) -> CheckResult:
+    # Checks whose Pass needs evidence too (accuracy, MAE): labels are few and dear, and a model
+    # that is fast and error-free but wrong must not be promoted on an estimate.
+    if p_bad < alpha:
+        return _failed(base, f"{measured}: shown > {limit}, p={_p(p_bad)}", p_bad)
+    if p_good < alpha:
+        return replace(
+            _passed(base, f"{measured}: shown <= {limit}, p={_p(p_good)}"), p_value=p_good
+        )
+    return _undecided(
+        base,
+        f"{measured}: not shown on either side of {limit} yet (p={_p(p_bad)} worse, "
+        f"p={_p(p_good)} within; {_p(alpha)} needed)",
+        p_value=min(p_bad, p_good),
+    )
 
 
 def _judged(base: CheckResult, measured: str, p_value: float, alpha: float) -> CheckResult:

@@ -68,6 +68,8 @@ class RevisionQueries:
     latency_buckets: str  # cumulative count per `le`: one sample per bucket bound
     predictions: str  # labelled predictions
     correct: str  # labelled predictions that matched their label
+    absolute_error: str  # sum of |prediction - label| over labelled regression predictions
+    squared_error: str  # sum of (prediction - label)^2 over them
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,12 @@ def revision_queries(scope: Scope, revision: str) -> RevisionQueries:
             f"sum({increase('modelship_feedback_predictions_total', scope.labels_window)})"
         ),
         correct=f"sum({increase('modelship_feedback_correct_total', scope.labels_window)})",
+        absolute_error=(
+            f"sum({increase('modelship_feedback_absolute_error_total', scope.labels_window)})"
+        ),
+        squared_error=(
+            f"sum({increase('modelship_feedback_squared_error_total', scope.labels_window)})"
+        ),
     )
 
 

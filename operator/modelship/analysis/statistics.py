@@ -126,9 +126,11 @@ def proportion_greater(x1: int, n1: int, x2: int, n2: int) -> ProportionTest:
 
 
 def difference_exceeds(x1: int, n1: int, x2: int, n2: int, margin: float) -> ProportionTest:
-    """One-sided p-value of H1: p1 - p2 > margin, the margin inside the test (non-inferiority).
+    """One-sided p-value of H1: p1 - p2 > margin, the margin inside the test.
 
-    H0 is "p1 is worse than p2 by at most the margin". With no margin this is the exact test of
+    With a margin > 0, H0 is "p1 exceeds p2 by at most the margin" (rejecting it shows p1 worse
+    by more than the margin); with a margin < 0, rejecting H0 shows p1 no more than |margin|
+    below p2 (non-inferiority, read from the other side). With no margin this is the exact test of
     `proportion_greater`. With one, the Farrington-Manning score test: the difference of the
     observed proportions less the margin, over its standard error taken at the maximum-likelihood
     proportions that satisfy H0's boundary (p1 - p2 = margin), is standard normal under H0. Unlike
@@ -137,8 +139,8 @@ def difference_exceeds(x1: int, n1: int, x2: int, n2: int, margin: float) -> Pro
     """
     _check_counts(x1, n1)
     _check_counts(x2, n2)
-    if not 0 <= margin < 1:
-        raise ValueError(f"the margin must be in [0, 1), got {margin}")
+    if not -1 < margin < 1:
+        raise ValueError(f"the margin must be in (-1, 1), got {margin}")
     if margin == 0:
         return proportion_greater(x1, n1, x2, n2)
     if n1 == 0 or n2 == 0:
@@ -171,7 +173,8 @@ def restricted_proportions(
     # u = 0 only at degenerate inputs; the cosine's argument is clamped against rounding.
     cosine = min(max(v / u**3, -1.0), 1.0) if u != 0 else 0.0
     w = (math.pi + math.acos(cosine)) / 3
-    r1 = min(max(2 * u * math.cos(w) - b / (3 * a), margin), 1.0)
+    # Both proportions in [0, 1] with r1 - r2 = margin, against rounding at the edges.
+    r1 = min(max(2 * u * math.cos(w) - b / (3 * a), margin, 0.0), 1.0, 1.0 + margin)
     return r1, r1 - margin
 
 
@@ -237,6 +240,42 @@ def compare_tails(canary: Histogram, stable: Histogram, latency: float) -> TailT
         p_value=max(past_limit, heavier),
         method="intersection-union",
     )
+
+
+@dataclass(frozen=True)
+class MeanTest:
+    """One-sided p-values about a mean (or a difference of means) against a limit: that it is
+    above (`p_above`), and that it is below (`p_below`)."""
+
+    p_above: float
+    p_below: float
+
+
+def mean_versus(mean: float, variance: float, n: int, limit: float) -> MeanTest:
+    """Large-sample z-tests of a mean of n values with the given sample variance against a
+    limit (the mean of n >= ~100 values is close to normal whatever their distribution)."""
+    if n < 2:
+        raise ValueError("a mean's test needs at least 2 values")
+    return _z_test(mean - limit, variance / n)
+
+
+def ratio_of_means_versus(
+    first: tuple[float, float, int], second: tuple[float, float, int], ratio: float
+) -> MeanTest:
+    """Large-sample z-tests of mean1 against ratio x mean2, each given as (mean, sample
+    variance, n): the statistic is mean1 - ratio x mean2 over its standard error (Welch)."""
+    (m1, v1, n1), (m2, v2, n2) = first, second
+    if n1 < 2 or n2 < 2:
+        raise ValueError("a mean's test needs at least 2 values on each side")
+    return _z_test(m1 - ratio * m2, v1 / n1 + ratio**2 * v2 / n2)
+
+
+def _z_test(excess: float, variance: float) -> MeanTest:
+    if variance <= 0:
+        # No spread at all: the values are what they are.
+        return MeanTest(p_above=0.0 if excess > 0 else 1.0, p_below=0.0 if excess < 0 else 1.0)
+    z = excess / math.sqrt(variance)
+    return MeanTest(p_above=float(stats.norm.sf(z)), p_below=float(stats.norm.cdf(z)))
 
 
 def corrected_alpha(alpha: float, tests: int) -> float:

@@ -225,30 +225,42 @@ def parse_feedback(body: Any) -> list[FeedbackItem]:
     return parsed
 
 
+@dataclass(frozen=True, slots=True)
+class Score:
+    """What a batch of labels says of its predictions."""
+
+    correct: int = 0  # classification rows matching their label
+    abs_error: float = 0.0  # regression: sum of |prediction - label|
+    squared_error: float = 0.0  # regression: sum of (prediction - label)^2
+
+
 def _score(
     task: str, predicted: Sequence[Scalar | StringDigest], labels: Sequence[Any]
-) -> tuple[int, float] | None:
-    """(rows matching their label, sum of absolute errors), or None when they cannot compare."""
+) -> Score | None:
+    """The labels' verdict on the predictions, or None when they cannot compare."""
     if not all(_valid_label(v) for v in labels):
         return None
     correct = 0
-    abs_error = 0.0
+    abs_error = squared_error = 0.0
     for value, expected in zip(predicted, labels, strict=True):
         if task == "regression":
             if isinstance(expected, str) or isinstance(value, str | StringDigest):
                 return None
-            abs_error += abs(float(value) - float(expected))
+            error = abs(float(value) - float(expected))
+            abs_error += error
+            squared_error += error * error
         elif _same_label(value, expected):
             correct += 1
-    return correct, abs_error
+    return Score(correct, abs_error, squared_error)
 
 
-def _count(counters: AccuracyCounters, task: str, rows: int, score: tuple[int, float]) -> None:
+def _count(counters: AccuracyCounters, task: str, rows: int, score: Score) -> None:
     counters.predictions.inc(rows)
     if task == "regression":
-        counters.abs_error.inc(score[1])
+        counters.abs_error.inc(score.abs_error)
+        counters.squared_error.inc(score.squared_error)
     else:
-        counters.correct.inc(score[0])
+        counters.correct.inc(score.correct)
 
 
 def apply_feedback(

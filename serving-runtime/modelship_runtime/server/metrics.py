@@ -96,14 +96,16 @@ class FastHistogram:
 
 
 class AccuracyCounters:
-    """Labelled predictions of one (revision, variant): the inputs of accuracy and MAE."""
+    """Labelled predictions of one (revision, variant): the inputs of accuracy and MAE (and of
+    the spread of absolute errors, which a test of MAE needs)."""
 
-    __slots__ = ("abs_error", "correct", "predictions")
+    __slots__ = ("abs_error", "correct", "predictions", "squared_error")
 
     def __init__(self) -> None:
         self.predictions = FastCounter()
         self.correct = FastCounter()
         self.abs_error = FastCounter()
+        self.squared_error = FastCounter()
 
 
 class RuntimeMetrics(Collector):
@@ -221,6 +223,11 @@ class RuntimeMetrics(Collector):
             "modelship_feedback_absolute_error",
             "Sum of |prediction - label| over labelled regression rows.",
             "abs_error",
+        )
+        yield self._accuracy(
+            "modelship_feedback_squared_error",
+            "Sum of (prediction - label)^2 over labelled regression rows.",
+            "squared_error",
         )
         yield self._counter(
             "modelship_feedback_unknown_ids",

@@ -36,7 +36,14 @@ from tests.support.load import Answer, SteadyLoad
 from tests.support.onnx_models import write_linear_onnx, write_slow_linear_onnx
 from tests.support.waiting import wait_until
 
-from .conftest import MODELS_ROOT, Models, OperatorProcess, model_file, ready_and_scraped
+from .conftest import (
+    MODELS_ROOT,
+    Models,
+    OperatorProcess,
+    analysed_spec,
+    model_file,
+    ready_and_scraped,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -65,21 +72,12 @@ class Result:
 
 
 def _spec(uri: str) -> dict[str, Any]:
-    return {
-        "model": {"uri": uri},
-        "replicas": 2,
-        "monitoring": {"podMonitor": True},
-        "rollout": {
-            "steps": [50, 100],
-            "interval": f"{INTERVAL_S}s",
-            "analysis": {
-                "maxErrorRate": 0.05,
-                "maxP99LatencyIncreaseVsStable": 1.0,
-                "minRequests": 20,
-                "failureLimit": FAILURE_LIMIT,
-            },
-        },
-    }
+    return analysed_spec(
+        uri,
+        interval_s=INTERVAL_S,
+        maxP99LatencyIncreaseVsStable=1.0,
+        failureLimit=FAILURE_LIMIT,
+    )
 
 
 def _median_ms(answers: list[Answer]) -> float | None:
@@ -184,8 +182,12 @@ def test_bench_rollout(models: Models, analysing_operator: OperatorProcess) -> N
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {r.scenario} | {r.decision} | {r.first_bad_to_decision_s} s | "
-            f"{r.first_bad_to_last_canary_s} s | {r.bound_s} s | {r.requests} | "
+            f"| {r.scenario} | {r.decision} | {_s(r.first_bad_to_decision_s)} | "
+            f"{_s(r.first_bad_to_last_canary_s)} | {r.bound_s} s | {r.requests} | "
             f"{r.canary_answers} | {r.bad_answers} | {r.other_failures} | "
-            f"{r.canary_p50_ms} / {r.stable_p50_ms} ms |"
+            f"{r.canary_p50_ms or '—'} / {r.stable_p50_ms or '—'} ms |"
         )
+
+
+def _s(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds} s"

@@ -359,6 +359,28 @@ def analysing_operator(
     yield from stopped_at_the_end(OperatorProcess(models.namespace, env, tmp_path / "operator.log"))
 
 
+def analysed_spec(
+    uri: str,
+    *,
+    replicas: int = 2,
+    steps: tuple[int, ...] = (50, 100),
+    interval_s: int = 20,
+    **analysis: Any,
+) -> dict[str, Any]:
+    """A ModelDeployment spec whose canary steps are judged on Prometheus (a PodMonitor on):
+    at most 5% failed answers over at least 20 requests, and the checks given."""
+    return {
+        "model": {"uri": uri},
+        "replicas": replicas,
+        "monitoring": {"podMonitor": True},
+        "rollout": {
+            "steps": list(steps),
+            "interval": f"{interval_s}s",
+            "analysis": {"maxErrorRate": 0.05, "minRequests": 20, **analysis},
+        },
+    }
+
+
 def ready_and_scraped(models: Models, name: str) -> str:
     """Wait until the model is Ready and Prometheus scrapes its pods; its stable revision.
 

@@ -7,7 +7,6 @@ path loses no request."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import pytest
@@ -18,24 +17,18 @@ from tests.support.load import SteadyLoad
 from tests.support.onnx_models import write_linear_onnx, write_slow_linear_onnx
 from tests.support.waiting import holds_for, wait_until
 
-from .conftest import MODELS_ROOT, Models, OperatorProcess, model_file, ready_and_scraped
+from .conftest import (
+    MODELS_ROOT,
+    Models,
+    OperatorProcess,
+    analysed_spec,
+    model_file,
+    ready_and_scraped,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 INTERVAL = 20
-
-
-def _spec(uri: str, replicas: int, steps: list[int], **analysis: Any) -> dict[str, Any]:
-    return {
-        "model": {"uri": uri},
-        "replicas": replicas,
-        "monitoring": {"podMonitor": True},
-        "rollout": {
-            "steps": steps,
-            "interval": f"{INTERVAL}s",
-            "analysis": {"maxErrorRate": 0.05, "minRequests": 20, **analysis},
-        },
-    }
 
 
 def _decision(models: Models, name: str) -> str:
@@ -47,7 +40,10 @@ def test_a_good_canary_passes_each_step_and_is_promoted(
 ) -> None:
     analysing_operator.start()
     first = model_file(models.namespace, "good-a", 0.1)
-    models.create("good", _spec(first, 4, [25, 100], maxP99LatencyMs=1000, failureLimit=1))
+    models.create(
+        "good",
+        analysed_spec(first, replicas=4, steps=(25, 100), maxP99LatencyMs=1000, failureLimit=1),
+    )
     stable = ready_and_scraped(models, "good")
     service = models.core.read_namespaced_service("good", models.namespace)
     load = SteadyLoad(service.spec.cluster_ip, "good").start()
@@ -86,7 +82,7 @@ def test_an_erroring_canary_is_rolled_back_after_its_first_interval(
 ) -> None:
     analysing_operator.start()
     first = model_file(models.namespace, "bad-a", 0.1)
-    models.create("bad", _spec(first, 2, [50, 100], failureLimit=1))
+    models.create("bad", analysed_spec(first, failureLimit=1))
     stable = ready_and_scraped(models, "bad")
     service = models.core.read_namespaced_service("bad", models.namespace)
     load = SteadyLoad(service.spec.cluster_ip, "bad").start()
@@ -134,7 +130,7 @@ def test_a_slow_canary_is_rolled_back_on_its_p99_against_stable(
 ) -> None:
     analysing_operator.start()
     first = model_file(models.namespace, "slow-a", 0.1)
-    spec = _spec(first, 2, [50, 100], failureLimit=1, maxP99LatencyIncreaseVsStable=1.0)
+    spec = analysed_spec(first, failureLimit=1, maxP99LatencyIncreaseVsStable=1.0)
     models.create("slow", spec)
     stable = ready_and_scraped(models, "slow")
     service = models.core.read_namespaced_service("slow", models.namespace)
@@ -181,7 +177,7 @@ def test_a_canary_without_traffic_holds_and_says_why(
 ) -> None:
     analysing_operator.start()
     first = model_file(models.namespace, "idle-a", 0.1)
-    models.create("idle", _spec(first, 2, [50, 100], inconclusiveLimit=10))
+    models.create("idle", analysed_spec(first, inconclusiveLimit=10))
     ready_and_scraped(models, "idle")
     models.patch_spec("idle", {"model": {"uri": model_file(models.namespace, "idle-b", 0.2)}})
     held = wait_until(

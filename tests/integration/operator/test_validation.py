@@ -145,6 +145,12 @@ INVALID: list[tuple[str, str, dict[str, Any], str]] = [
         {"model": MODEL, "rollout": {"analysis": {"maxErrorRateIncreaseVsStable": 1}}},
         "spec.rollout.analysis.maxErrorRateIncreaseVsStable",
     ),
+    (
+        "accuracy-window-under-1s",
+        "a",
+        {"model": MODEL, "rollout": {"analysis": {"minAccuracy": 0.9, "accuracyWindow": "0s"}}},
+        "spec.rollout.analysis.accuracyWindow",
+    ),
     ("unknown-field", "a", {"model": MODEL, "replica": 3}, "spec.replica"),
     ("name-too-long", "a" * 50, {"model": MODEL}, "metadata.name"),
     ("name-not-dns-1035", "1abc", {"model": MODEL}, "metadata.name"),

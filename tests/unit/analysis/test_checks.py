@@ -61,6 +61,18 @@ def accuracy_drop(canary: Measurement, stable: Measurement) -> CheckResult:
     return checks.check_accuracy_drop_vs_stable(canary, stable, max_drop=0.02)
 
 
+def M(value: float, samples: int, variance: float) -> Measurement:
+    return Measurement(value, samples, variance=variance)
+
+
+def mae_max(measured: Measurement) -> CheckResult:
+    return checks.check_mae_max(measured, max_mae=0.5)
+
+
+def mae_vs(canary: Measurement, stable: Measurement) -> CheckResult:
+    return checks.check_mae_vs_stable(canary, stable, max_increase=0.2)
+
+
 def metric(reading: Measurement, lo: float | None = None, hi: float | None = None) -> CheckResult:
     return checks.check_metric(
         api.AnalysisMetric(name="custom", query="q", min=lo, max=hi), reading
@@ -173,11 +185,15 @@ CASES = [
     ("errors-vs-query-error", lambda: errors_vs(R(0.01, 1000), R(error="e2")),
      "Inconclusive", "query-error", "query error (stable): e2"),
     # --- minAccuracy --------------------------------------------------------------------
-    ("accuracy-above", lambda: accuracy_min(R(0.95, 400)), "Pass", None,
-     "accuracy 95% (380 of 400 labels) >= 92%"),
+    # Passing needs evidence too: the lower bound, not the estimate, at or above the floor.
+    ("accuracy-shown-above", lambda: accuracy_min(R(0.95, 400)), "Pass", None,
+     "accuracy 95% (380 of 400 labels) >= 92% (lower bound 92.89%)"),
+    ("accuracy-above-not-shown", lambda: accuracy_min(R(0.94, 100)), "Inconclusive",
+     "undecided",
+     "accuracy 94% (94 of 100 labels), 88.82% to 96.87%: not shown on either side of 92% yet"),
     ("accuracy-below-within-noise", lambda: accuracy_min(R(0.88, 100)), "Inconclusive",
      "undecided",
-     "accuracy 88% (88 of 100 labels) < 92%, not conclusively: upper bound 92.37%"),
+     "accuracy 88% (88 of 100 labels), 81.63% to 92.37%: not shown on either side of 92% yet"),
     ("accuracy-below", lambda: accuracy_min(R(0.80, 200)), "Fail", None,
      "accuracy 80% (160 of 200 labels) < 92% (upper bound 84.24%)"),
     # A perfect score on a handful of labels decides nothing.
@@ -190,20 +206,46 @@ CASES = [
     ("accuracy-query-error", lambda: accuracy_min(R(error="x")), "Inconclusive",
      "query-error", "query error: x"),
     # --- maxAccuracyDropVsStable --------------------------------------------------------
-    ("drop-within", lambda: accuracy_drop(R(0.93, 500), R(0.94, 500)), "Pass", None,
-     "accuracy 93% (465 of 500) vs stable 94% (470 of 500): drop 1 point <= 2 points"),
+    # Non-inferiority: a Pass shows the drop is under the margin (p of the mirrored test).
+    ("drop-shown-within", lambda: accuracy_drop(R(0.94, 2000), R(0.94, 2000)), "Pass", None,
+     "accuracy 94% (1880 of 2000) vs stable 94% (1880 of 2000): drop 0 points: shown <= 2 "
+     "points, p=0.0042"),
+    ("drop-within-not-shown", lambda: accuracy_drop(R(0.93, 500), R(0.94, 500)), "Inconclusive",
+     "undecided", "accuracy 93% (465 of 500) vs stable 94% (470 of 500): drop 1 point: not "
+     "shown on either side of 2 points yet (p=0.74 worse, p=0.26 within; 0.05 needed)"),
     ("drop-beyond", lambda: accuracy_drop(R(0.85, 500), R(0.94, 500)), "Fail", None,
-     "accuracy 85% (425 of 500) vs stable 94% (470 of 500): drop 9 points > 2 points, "
+     "accuracy 85% (425 of 500) vs stable 94% (470 of 500): drop 9 points: shown > 2 points, "
      "p=0.00013"),
     ("drop-beyond-but-noise", lambda: accuracy_drop(R(0.90, 100), R(0.94, 100)),
-     "Inconclusive", "undecided", "accuracy 90% (90 of 100) vs stable 94% (94 of 100): "
-     "drop 4 points > 2 points, but not significantly: p=0.3 >= 0.05"),
+     "Inconclusive", "undecided", "accuracy 90% (90 of 100) vs stable 94% (94 of 100): drop 4 "
+     "points: not shown on either side of 2 points yet (p=0.3 worse, p=0.7 within; 0.05 "
+     "needed)"),
     ("drop-few-stable-labels", lambda: accuracy_drop(R(0.90, 150), R(0.94, 99)),
      "Inconclusive", "too-few-samples", "stable: 99 labels < 100 needed"),
     ("drop-no-stable", lambda: accuracy_drop(R(0.90, 150), R()), "Inconclusive", "no-data",
      "no data: stable accuracy"),
     ("drop-query-error", lambda: accuracy_drop(R(error="e"), R(0.9, 150)), "Inconclusive",
      "query-error", "query error (canary): e"),
+    # --- maxMeanAbsoluteError (regression; value = MAE, variance of the absolute errors) ------
+    ("mae-shown-under", lambda: mae_max(M(0.4, 400, 0.09)), "Pass", None,
+     "MAE 0.4 (400 labels): shown <= 0.5, p=1.3e-11"),
+    ("mae-shown-over", lambda: mae_max(M(0.6, 400, 0.09)), "Fail", None,
+     "MAE 0.6 (400 labels): shown > 0.5, p=1.3e-11"),
+    ("mae-near-the-limit", lambda: mae_max(M(0.51, 100, 0.09)), "Inconclusive", "undecided",
+     "MAE 0.51 (100 labels): not shown on either side of 0.5 yet (p=0.37 worse, p=0.63 "
+     "within; 0.05 needed)"),
+    ("mae-few-labels", lambda: mae_max(M(0.1, 20, 0.01)), "Inconclusive", "too-few-samples",
+     "20 labels < 100 needed"),
+    ("mae-no-data", lambda: mae_max(R()), "Inconclusive", "no-data",
+     "no data: mean absolute error"),
+    # --- maxMeanAbsoluteErrorIncreaseVsStable ---------------------------------------------
+    ("mae-vs-shown-within", lambda: mae_vs(M(0.55, 400, 0.09), M(0.5, 400, 0.09)), "Pass",
+     None, "MAE 0.55 (400 labels) vs stable 0.5 (400 labels): shown <= 0.6 (stable +20%), "
+     "p=0.016"),
+    ("mae-vs-shown-worse", lambda: mae_vs(M(0.8, 400, 0.09), M(0.5, 400, 0.09)), "Fail", None,
+     "MAE 0.8 (400 labels) vs stable 0.5 (400 labels): shown > 0.6 (stable +20%), p=7e-18"),
+    ("mae-vs-few-stable", lambda: mae_vs(M(0.5, 400, 0.09), M(0.5, 40, 0.09)), "Inconclusive",
+     "too-few-samples", "stable: 40 labels < 100 needed"),
     # --- user metrics -------------------------------------------------------------------
     ("metric-under-max", lambda: metric(R(0.3), hi=1), "Pass", None, "0.3 <= max 1"),
     ("metric-at-max", lambda: metric(R(1.0), hi=1), "Pass", None, "1 <= max 1"),
@@ -299,8 +341,8 @@ def readings(
     )
 
 
-HEALTHY_STABLE = readings(requests=1000, errors=10, p99=0.1, labels=500, correct=470)
-HEALTHY_CANARY = readings(requests=1000, errors=11, p99=0.105, labels=500, correct=468)
+HEALTHY_STABLE = readings(requests=1000, errors=10, p99=0.1, labels=5000, correct=4700)
+HEALTHY_CANARY = readings(requests=1000, errors=11, p99=0.105, labels=5000, correct=4680)
 
 ANALYSIS = api.Analysis(
     max_p99_latency_ms=150,
@@ -360,7 +402,7 @@ def test_run_checks_runs_what_the_policy_turns_on_in_a_fixed_order() -> None:
         ("unread", "Inconclusive"),
     ]
     assert results[0].samples == 1000  # the histogram's requests behind the p99
-    assert results[4].samples == 500  # the labels behind the accuracy
+    assert results[4].samples == 5000  # the labels behind the accuracy
 
 
 def test_run_checks_without_readings_is_no_data_everywhere() -> None:
@@ -415,3 +457,23 @@ def test_each_statistical_check_of_an_interval_runs_at_its_share_of_alpha(
     relative = next(r for r in results if r.name == checks.ERROR_RATE_VS_STABLE)
     assert relative.p_value == pytest.approx(0.0476, abs=1e-4)
     assert relative.verdict == verdict, relative.reason
+
+
+@pytest.mark.parametrize(
+    ("total", "squares", "count", "expected"),
+    [
+        # Absolute errors 1, 0 and 2.5: mean 7/6, sample variance 19/12.
+        (R(3.5), R(7.25), R(3.0), Measurement(3.5 / 3, 3, variance=19 / 12)),
+        (R(0.0), R(0.0), R(0.0), R(None, 0)),  # nothing labelled: too few samples
+        (R(None), R(None), R(5.0), R(None, 5)),
+        (R(1.0), R(1.0), R(None), R()),  # no series at all: no data
+        (R(error="e"), R(1.0), R(2.0), R(error="e")),
+    ],
+)
+def test_mean_measurement(
+    total: Measurement, squares: Measurement, count: Measurement, expected: Measurement
+) -> None:
+    got = checks.mean_measurement(total, squares, count)
+    assert (got.samples, got.error) == (expected.samples, expected.error)
+    assert got.value == pytest.approx(expected.value)
+    assert got.variance == pytest.approx(expected.variance)

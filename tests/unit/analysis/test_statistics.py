@@ -258,7 +258,7 @@ def _restricted_numerically(x1: int, n1: int, x2: int, n2: int, margin: float) -
     def negative_log_likelihood(p2: float) -> float:
         p1 = p2 + margin
         return -(
-            x1 * math.log(p1)
+            (x1 * math.log(p1) if x1 else 0.0)
             + (n1 - x1) * math.log(1 - p1)
             + (x2 * math.log(p2) if x2 else 0.0)
             + (n2 - x2) * math.log(1 - p2)
@@ -266,7 +266,7 @@ def _restricted_numerically(x1: int, n1: int, x2: int, n2: int, margin: float) -
 
     found = optimize.minimize_scalar(
         negative_log_likelihood,
-        bounds=(1e-12, 1 - margin - 1e-12),
+        bounds=(max(0.0, -margin) + 1e-12, min(1.0, 1.0 - margin) - 1e-12),
         method="bounded",
         options={"xatol": 1e-13},
     )
@@ -282,6 +282,9 @@ def _restricted_numerically(x1: int, n1: int, x2: int, n2: int, margin: float) -
         (0, 200, 0, 300, 0.01),
         (50, 100, 2, 250, 0.1),
         (1, 1000, 5, 100, 0.03),
+        # Negative margins: the non-inferiority side ("no more than 2 points below").
+        (30, 500, 35, 500, -0.02),
+        (0, 50, 0, 50, -0.1),
     ],
 )
 def test_restricted_proportions_maximise_the_likelihood_on_the_margin(
@@ -311,6 +314,9 @@ def _score_p(x1: int, n1: int, x2: int, n2: int, margin: float) -> float:
         ((10, 100, 6, 100), 0.02, 0.29974),
         # Within the margin: the larger the margin, the less the evidence against the canary.
         ((12, 1000, 10, 1000), 0.01, 0.94598),
+        # Non-inferiority (margin < 0): stable's wrong share minus the canary's above -2 points,
+        # i.e. the canary no more than 2 points worse; 6% wrong each on 2000 labels.
+        ((120, 2000, 120, 2000), -0.02, 0.0042144),
     ],
 )
 def test_difference_exceeds_matches_the_farrington_manning_score_test(
@@ -346,8 +352,8 @@ def test_difference_exceeds_without_a_margin_is_the_exact_test() -> None:
     )
 
 
-@pytest.mark.parametrize("margin", [-0.01, 1.0])
-def test_difference_exceeds_refuses_a_margin_outside_0_to_1(margin: float) -> None:
+@pytest.mark.parametrize("margin", [-1.0, 1.0])
+def test_difference_exceeds_refuses_a_margin_outside_minus_1_to_1(margin: float) -> None:
     with pytest.raises(ValueError):
         statistics.difference_exceeds(1, 10, 1, 10, margin)
 
@@ -356,3 +362,25 @@ def test_bonferroni_divides_alpha_among_the_tests() -> None:
     assert statistics.corrected_alpha(0.05, 1) == 0.05
     assert statistics.corrected_alpha(0.05, 4) == pytest.approx(0.0125)
     assert statistics.corrected_alpha(0.05, 0) == 0.05
+
+
+def _normal_tail(z: float) -> float:
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def test_mean_versus_is_the_z_test_of_a_mean() -> None:
+    # MAE 0.6 on 400 labels, variance 0.09: z = (0.6 - 0.5) / (0.3 / 20) = 6.667.
+    test = statistics.mean_versus(0.6, 0.09, 400, 0.5)
+    assert test.p_above == pytest.approx(_normal_tail(0.1 / 0.015), rel=1e-9)
+    assert test.p_below == pytest.approx(1 - _normal_tail(0.1 / 0.015))
+    assert statistics.mean_versus(0.5, 0.0, 10, 0.5) == statistics.MeanTest(1.0, 1.0)
+    with pytest.raises(ValueError):
+        statistics.mean_versus(0.5, 0.1, 1, 0.4)
+
+
+def test_ratio_of_means_puts_the_tolerance_inside_the_test() -> None:
+    # 0.55 vs 1.2 x 0.5 = 0.6: z = -0.05 / sqrt(0.09/400 + 1.44 x 0.09/400) = -2.134.
+    test = statistics.ratio_of_means_versus((0.55, 0.09, 400), (0.5, 0.09, 400), 1.2)
+    z = -0.05 / math.sqrt(0.09 / 400 + 1.44 * 0.09 / 400)
+    assert test.p_below == pytest.approx(_normal_tail(-z), rel=1e-9)
+    assert test.p_below == pytest.approx(0.01642, abs=1e-5)

@@ -218,11 +218,13 @@ def test_labels_count_against_the_revision_in_the_token() -> None:
     assert _sample(metrics, "modelship_feedback_predictions_total", "1") == 0  # own, untouched
 
 
-def test_regression_tokens_add_absolute_error() -> None:
+def test_regression_tokens_add_absolute_and_squared_error() -> None:
     metrics, ledger = _pod()
     tokens = ledger.codec.issue("regression", [6.0, 1.0])
     _apply(metrics, ledger, [{"token": tokens[0], "label": 5}, {"token": tokens[1], "label": 2.5}])
+    # |6 - 5| + |1 - 2.5| = 2.5; 1^2 + 1.5^2 = 3.25
     assert _sample(metrics, "modelship_feedback_absolute_error_total", "1") == 2.5
+    assert _sample(metrics, "modelship_feedback_squared_error_total", "1") == 3.25
     bad = ledger.codec.issue("regression", [1.0])[0]
     assert _apply(metrics, ledger, {"token": bad, "label": "x"})["rejected"] == [
         {"index": 0, "reason": "label"}
