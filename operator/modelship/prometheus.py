@@ -31,25 +31,27 @@ class PrometheusClient:
             await self._session.close()
             self._session = None
 
-    async def _samples(self, promql: str) -> tuple[list[dict[str, Any]] | None, str | None]:
-        """The result vector (None: nothing usable) and the error in words."""
+    async def _samples(
+        self, promql: str, at: float | None = None
+    ) -> tuple[list[dict[str, Any]] | None, str | None]:
+        """The result vector (None: nothing usable) and the error in words; evaluated at `at`
+        (Unix seconds) when given, else at Prometheus' now."""
         if self.url is None:
             return None, "no Prometheus configured (MODELSHIP_PROMETHEUS_URL)"
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
-            async with self._session.get(
-                f"{self.url}/api/v1/query", params={"query": promql}
-            ) as response:
+            params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+            async with self._session.get(f"{self.url}/api/v1/query", params=params) as response:
                 return parse_vector(response.status, await response.text())
         except TimeoutError:
             return None, f"Prometheus at {self.url} timed out"
         except (aiohttp.ClientError, OSError) as exc:
             return None, f"Prometheus at {self.url} unreachable: {exc}"
 
-    async def reading(self, promql: str) -> Measurement:
+    async def reading(self, promql: str, at: float | None = None) -> Measurement:
         """One number: the single sample of the result (none: no data)."""
-        samples, error = await self._samples(promql)
+        samples, error = await self._samples(promql, at)
         if error is not None:
             return Measurement(error=f"{error} (query: {promql})")
         assert samples is not None
@@ -59,9 +61,9 @@ class PrometheusClient:
             return Measurement(error=f"{len(samples)} series where one was expected: {promql}")
         return Measurement(value=_value(samples[0]))
 
-    async def histogram(self, promql: str) -> HistogramMeasurement:
+    async def histogram(self, promql: str, at: float | None = None) -> HistogramMeasurement:
         """Cumulative counts per `le` bound (one sample per bucket)."""
-        samples, error = await self._samples(promql)
+        samples, error = await self._samples(promql, at)
         if error is not None:
             return HistogramMeasurement(error=f"{error} (query: {promql})")
         assert samples is not None
@@ -77,18 +79,18 @@ class PrometheusClient:
         except ValueError as exc:
             return HistogramMeasurement(error=f"unusable histogram ({exc}): {promql}")
 
-    async def revision(self, queries: RevisionQueries) -> RevisionMeasurements:
-        """Every built-in reading of one revision, at once."""
+    async def revision(self, queries: RevisionQueries, at: float) -> RevisionMeasurements:
+        """Every built-in reading of one revision, at once, all evaluated at `at`."""
         requests, errors, p99, buckets, predictions, correct = await asyncio.gather(
-            self.reading(queries.requests),
-            self.reading(queries.server_errors),
-            self.reading(queries.p99_seconds),
-            self.histogram(queries.latency_buckets),
-            self.reading(queries.predictions),
-            self.reading(queries.correct),
+            self.reading(queries.requests, at),
+            self.reading(queries.server_errors, at),
+            self.reading(queries.p99_seconds, at),
+            self.histogram(queries.latency_buckets, at),
+            self.reading(queries.predictions, at),
+            self.reading(queries.correct, at),
         )
         absolute_error, squared_error = await asyncio.gather(
-            self.reading(queries.absolute_error), self.reading(queries.squared_error)
+            self.reading(queries.absolute_error, at), self.reading(queries.squared_error, at)
         )
         return RevisionMeasurements(
             requests,
@@ -102,18 +104,24 @@ class PrometheusClient:
         )
 
     async def interval(
-        self, plan: QueryPlan
+        self, plan: QueryPlan, at: float
     ) -> tuple[RevisionMeasurements, RevisionMeasurements, dict[str, Measurement]]:
-        """The readings of one analysis interval: canary, stable, and each user metric."""
+        """The readings of one analysis interval: canary, stable, and each user metric.
+
+        Every query is evaluated at the same instant `at`: each increase() then covers the same
+        window and extrapolates the same way, so the counts of a ratio (correct and labelled
+        predictions, failed and all requests) agree exactly where their series do. Queries
+        left to Prometheus' own "now" land milliseconds apart, and a ratio of two equal
+        counters came out as 99.5%."""
         canary, stable = await asyncio.gather(
-            self.revision(plan.canary), self.revision(plan.stable)
+            self.revision(plan.canary, at), self.revision(plan.stable, at)
         )
         metrics: dict[str, Measurement] = {}
         for metric in plan.metrics:
             if metric.promql is None:
                 metrics[metric.name] = Measurement(error=metric.error)
             else:
-                metrics[metric.name] = await self.reading(metric.promql)
+                metrics[metric.name] = await self.reading(metric.promql, at)
         return canary, stable, metrics
 
 

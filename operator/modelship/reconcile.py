@@ -7,6 +7,7 @@ import collections
 import datetime
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -288,7 +289,7 @@ class Reconciler:
             feedback_window=labels_window,
         )
         canary_readings, stable_readings, custom = await self.prometheus.interval(
-            plan_queries(scope, analysis.metrics)
+            plan_queries(scope, analysis.metrics), at=time.time()
         )
         policy = rollout.analysis_policy(analysis)
         results = await asyncio.get_running_loop().run_in_executor(
