@@ -22,6 +22,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from modelship import api, crd
+from modelship.timestamps import format_time
 
 from tests.support.cluster import Cluster, kubectl
 from tests.support.onnx_models import write_linear_onnx
@@ -175,9 +176,9 @@ class Models:
         def write() -> bool:
             # The Job controller writes startTime concurrently; keep the one it set.
             job = self.batch.read_namespaced_job(job_name, self.namespace)
-            now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            now = format_time(datetime.datetime.now(datetime.UTC))
             started = job.status.start_time
-            start = started.strftime("%Y-%m-%dT%H:%M:%SZ") if started else now
+            start = format_time(started) if started else now
             if succeeded:
                 conditions = [
                     _cond("SuccessCriteriaMet", "CompletionsReached", now),

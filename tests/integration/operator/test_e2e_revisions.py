@@ -12,6 +12,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 from modelship import api, naming, render
 from modelship.settings import OperatorSettings
+from modelship.timestamps import format_time
 
 from tests.support import kstatus
 from tests.support.load import SteadyLoad
@@ -168,7 +169,7 @@ def _legacy_layout(models: Models, name: str, replicas: int) -> str:
         timeout=180,
         what="the legacy Deployment ready",
     )
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = format_time(datetime.datetime.now(datetime.UTC))
     ready = {"type": "Ready", "status": "True", "reason": "Serving", "lastTransitionTime": now}
     models.custom.patch_namespaced_custom_object_status(
         api.GROUP,

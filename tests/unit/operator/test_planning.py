@@ -12,6 +12,7 @@ from modelship.builds import ObservedJob
 from modelship.planning import Observed, ObservedChild
 from modelship.revisions import ObservedDeployment, Serving
 from modelship.settings import OperatorSettings
+from modelship.timestamps import format_time
 
 from .conftest import make_md
 
@@ -88,7 +89,7 @@ def retired(
     return api.RetiredRevision(
         revision=revision,
         deployment=name or naming.revision_name("fraud", revision),
-        since=since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        since=format_time(since),
     )
 
 
@@ -282,7 +283,7 @@ def test_abort_by_annotation_rolls_back_and_remembers_the_revision(
         revision=REV,
         step=0,
         weight=25,
-        step_started_at=NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        step_started_at=format_time(NOW),
         canary_replicas=1,
         stable_replicas=3,
     )
@@ -491,7 +492,7 @@ def starting_alone(
             ]
         },
     }
-    clock = api.StartingRevision(revision=REV, since=(NOW - started).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    clock = api.StartingRevision(revision=REV, since=format_time(NOW - started))
     prior = AT_REST.model_copy(
         update={"revisions": api.Revisions(starting=None if failed else clock, failed=failed)}
     )
@@ -557,7 +558,7 @@ def test_a_failed_revision_stays_asleep_until_the_spec_changes(
 def test_a_pod_stuck_before_starting_makes_the_key_secret_again(
     settings: OperatorSettings,
 ) -> None:
-    at = (NOW - datetime.timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = format_time(NOW - datetime.timedelta(seconds=30))
     stuck = {
         "metadata": {"name": "p"},
         "status": {

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from modelship import pods
+from modelship.timestamps import format_time
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
 
@@ -100,7 +101,7 @@ def test_describe(pods_: list[dict[str, Any]], expected: str) -> None:
 
 
 def scheduled(seconds_ago: int, statuses: list[dict[str, Any]]) -> dict[str, Any]:
-    at = (NOW - datetime.timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = format_time(NOW - datetime.timedelta(seconds=seconds_ago))
     return pod(
         statuses,
         phase="Pending",

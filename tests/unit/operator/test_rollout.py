@@ -9,6 +9,7 @@ import pytest
 from modelship import api, rollout
 from modelship.analysis import checks
 from modelship.rollout import Pods
+from modelship.timestamps import format_time
 
 from .conftest import make_md
 
@@ -32,7 +33,7 @@ STABLE3 = Pods(wanted=3, ready=3, rolled_out=True)
 
 
 def ago(seconds: int) -> str:
-    return (NOW - datetime.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(NOW - datetime.timedelta(seconds=seconds))
 
 
 def at_step(
