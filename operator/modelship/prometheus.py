@@ -81,24 +81,31 @@ class PrometheusClient:
 
     async def revision(self, queries: RevisionQueries, at: float) -> RevisionMeasurements:
         """Every built-in reading of one revision, at once, all evaluated at `at`."""
-        requests, errors, p99, buckets, predictions, correct = await asyncio.gather(
-            self.reading(queries.requests, at),
-            self.reading(queries.server_errors, at),
-            self.reading(queries.p99_seconds, at),
-            self.histogram(queries.latency_buckets, at),
-            self.reading(queries.predictions, at),
-            self.reading(queries.correct, at),
+        readings = asyncio.gather(
+            *(
+                self.reading(promql, at)
+                for promql in (
+                    queries.requests,
+                    queries.server_errors,
+                    queries.p99_seconds,
+                    queries.predictions,
+                    queries.correct,
+                    queries.absolute_error,
+                    queries.squared_error,
+                )
+            )
         )
-        absolute_error, squared_error = await asyncio.gather(
-            self.reading(queries.absolute_error, at), self.reading(queries.squared_error, at)
+        buckets, counts = await asyncio.gather(
+            self.histogram(queries.latency_buckets, at), readings
         )
+        requests, errors, p99, predictions, correct, absolute_error, squared_error = counts
         return RevisionMeasurements(
-            requests,
-            errors,
-            p99,
-            buckets,
-            predictions,
-            correct,
+            requests=requests,
+            server_errors=errors,
+            p99_seconds=p99,
+            latency_buckets=buckets,
+            predictions=predictions,
+            correct=correct,
             absolute_error=absolute_error,
             squared_error=squared_error,
         )

@@ -83,14 +83,19 @@ def step(
     held = bool(kept is not None and kept.held_by_analysis)
     tally = _Tally.of(kept)
 
-    if action == "abort":
+    def roll_back(why: str) -> Step:
         return _rolled_back(
             revision,
             stable_revision,
             wanted=max(wanted, stable.wanted),
-            reason=f"revision {revision} rolled back by the {ACTION_ANNOTATION}: abort "
-            f"annotation at step {index + 1}/{len(steps)} (weight {steps[index]}%)",
+            reason=f"revision {revision} rolled back {why}",
             at=stamp,
+        )
+
+    if action == "abort":
+        return roll_back(
+            f"by the {ACTION_ANNOTATION}: abort annotation at step {index + 1}/{len(steps)} "
+            f"(weight {steps[index]}%)"
         )
     decision: api.Decision | None = None
     if action == "promote" and steps[index] != 100:
@@ -170,14 +175,7 @@ def step(
                 tally = _Tally.of_state(judged.state, measured)
                 verdict_reason = f"passed its analysis ({measured.reason})"
                 if judged.action == "RollBack":
-                    return _rolled_back(
-                        revision,
-                        stable_revision,
-                        wanted=max(wanted, stable.wanted),
-                        reason=f"revision {revision} rolled back at step {index + 1}/"
-                        f"{len(steps)}: {judged.reason}",
-                        at=stamp,
-                    )
+                    return roll_back(f"at step {index + 1}/{len(steps)}: {judged.reason}")
                 if judged.action == "Continue":
                     started, left = stamp, interval  # the next interval starts now
                 elif judged.action == "Pause":

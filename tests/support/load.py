@@ -71,7 +71,7 @@ class SteadyLoad:
         programmed on the node's proxy a moment later, and requests before that are refused
         whatever the operator does. What the load measures starts from a Service that works."""
         wait_until(
-            lambda: self._one()[1] is None,
+            lambda: self._call()[1] is None,
             timeout=ready_within,
             what=f"{self.host}:{self.port} answering model {self.model}",
         )
@@ -113,10 +113,6 @@ class SteadyLoad:
                     self.outcomes.failures.append(failure)
             # Pacing, not waiting on a condition: a steady rate the node can sustain.
             self._stop.wait(self.pause_s)
-
-    def _one(self) -> tuple[str, str | None]:
-        revision, failure, _ = self._call()
-        return revision, failure
 
     def _answered(self, index: int, revision: str, payload: dict[str, Any]) -> None:
         """Called in the load's thread with each successful answer (request `index`, from 1)."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -100,11 +99,7 @@ def _run(models: Models, scenario: str) -> Result:
     wanted = "Promoted" if scenario == "good" else "RolledBack"
     try:
         models.patch_spec(name, {"model": {"uri": f"file://{path}"}})
-        canary = wait_until(
-            lambda: (r := models.status(name)["revisions"]["current"]["revision"]) != stable and r,
-            timeout=60,
-            what="the new revision current",
-        )
+        canary = models.new_revision(name, stable, timeout=60)
         wait_until(
             lambda: (
                 (models.status(name).get("lastDecision") or {}).get("action")
@@ -160,8 +155,7 @@ def _machine() -> str:
         ),
         platform.processor(),
     )
-    cores = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
-    return f"{cores} cores, {cpu}"
+    return f"{os.cpu_count()} cores, {cpu}"
 
 
 def test_bench_rollout(models: Models, analysing_operator: OperatorProcess) -> None:

@@ -136,6 +136,23 @@ class Models:
     def status(self, name: str) -> dict[str, Any]:
         return dict(self.get(name).get("status") or {})
 
+    def decision(self, name: str) -> str:
+        """The action of the model's last decision ("" before any)."""
+        return str((self.status(name).get("lastDecision") or {}).get("action", ""))
+
+    def new_revision(self, name: str, *old: str, timeout: float = 30) -> str:
+        """Wait until the model's current revision is none of `old` (a spec change reached
+        status); that revision."""
+        return str(
+            wait_until(
+                lambda: (
+                    (r := self.status(name)["revisions"]["current"]["revision"]) not in old and r
+                ),
+                timeout=timeout,
+                what=f"md/{name}: a revision other than {', '.join(old)} current",
+            )
+        )
+
     def condition(self, name: str, type_: str) -> dict[str, Any] | None:
         for cond in self.status(name).get("conditions") or []:
             if cond["type"] == type_:

@@ -46,10 +46,6 @@ def _uri(models: Models, name: str, weights: np.ndarray[Any, Any]) -> str:
     return f"file://{path}"
 
 
-def _decision(models: Models, name: str) -> str:
-    return str((models.status(name).get("lastDecision") or {}).get("action", ""))
-
-
 def _sums(prometheus: Prometheus, namespace: str, name: str, metric: str) -> dict[str, int]:
     """The counter summed over every pod, by the revision that made the predictions."""
     query = f'sum by (revision) ({metric}{{namespace="{namespace}", model="{name}"}})'
@@ -160,7 +156,7 @@ def test_the_accuracy_canary_rolls_back_the_wrong_promotes_the_right_and_waits_f
         # 1. Fast and error-free, but wrong: the columns reversed, class 0 for every request.
         models.patch_spec("acc", {"model": {"uri": _uri(models, "acc-wrong", weights[:, ::-1])}})
         wait_until(
-            lambda: _decision(models, "acc") == "RolledBack",
+            lambda: models.decision("acc") == "RolledBack",
             timeout=240 + INTERVAL,
             what="the inaccurate canary rolled back",
         )
@@ -173,15 +169,7 @@ def test_the_accuracy_canary_rolls_back_the_wrong_promotes_the_right_and_waits_f
 
         # 2. As accurate as stable: promoted on the labels' evidence.
         models.patch_spec("acc", {"model": {"uri": _uri(models, "acc-right", weights * 0.2)}})
-        right = wait_until(
-            lambda: (
-                (r := models.status("acc")["revisions"]["current"]["revision"])
-                not in (stable, wrong)
-                and r
-            ),
-            timeout=30,
-            what="the accurate revision current",
-        )
+        right = models.new_revision("acc", stable, wrong)
         wait_until(
             lambda: models.ready_stable("acc") == right,
             timeout=240,

@@ -31,10 +31,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 INTERVAL = 20
 
 
-def _decision(models: Models, name: str) -> str:
-    return str((models.status(name).get("lastDecision") or {}).get("action", ""))
-
-
 def test_a_good_canary_passes_each_step_and_is_promoted(
     models: Models, analysing_operator: OperatorProcess
 ) -> None:
@@ -49,13 +45,7 @@ def test_a_good_canary_passes_each_step_and_is_promoted(
     load = SteadyLoad(service.spec.cluster_ip, "good").start()
     try:
         models.patch_spec("good", {"model": {"uri": model_file(models.namespace, "good-b", 0.2)}})
-        canary = wait_until(
-            lambda: (
-                (r := models.status("good")["revisions"]["current"]["revision"]) != stable and r
-            ),
-            timeout=30,
-            what="the new revision current",
-        )
+        canary = models.new_revision("good", stable)
         try:
             wait_until(
                 lambda: models.ready_stable("good") == canary,
@@ -97,7 +87,7 @@ def test_an_erroring_canary_is_rolled_back_after_its_first_interval(
             what="the canary's first step begun",
         )
         wait_until(
-            lambda: _decision(models, "bad") == "RolledBack",
+            lambda: models.decision("bad") == "RolledBack",
             timeout=INTERVAL + 60,
             what="the erroring canary rolled back",
         )
@@ -147,7 +137,7 @@ def test_a_slow_canary_is_rolled_back_on_its_p99_against_stable(
         )
         canary = models.status("slow")["revisions"]["current"]["revision"]
         wait_until(
-            lambda: _decision(models, "slow") == "RolledBack",
+            lambda: models.decision("slow") == "RolledBack",
             timeout=INTERVAL + 60,
             what="the slow canary rolled back",
         )
@@ -195,7 +185,7 @@ def test_a_canary_without_traffic_holds_and_says_why(
     def held() -> None:
         status = models.status("idle")
         assert (status.get("canary") or {}).get("step") == 0, status.get("canary")
-        assert _decision(models, "idle") not in ("StepAdvanced", "Promoted", "RolledBack")
+        assert models.decision("idle") not in ("StepAdvanced", "Promoted", "RolledBack")
 
     holds_for(held, seconds=3 * INTERVAL)
     assert models.status("idle")["canary"]["inconclusive"] >= 3
