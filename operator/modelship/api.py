@@ -260,18 +260,30 @@ class Runtime(Model):
 
 
 class ScalingTargets(Model):
-    """Per-replica targets of the built-in autoscaler."""
+    """Per-replica targets of the built-in autoscaler; the largest recommendation wins."""
 
-    p95_latency_ms: float | None = Field(
-        default=None, gt=0, description="Target 95th percentile latency, in milliseconds."
+    concurrency_per_replica: float | None = Field(
+        default=None,
+        gt=0,
+        description="Requests in flight per ready replica (the primary load signal).",
     )
     requests_per_second_per_replica: float | None = Field(
-        default=None, gt=0, description="Target request rate per replica."
+        default=None, gt=0, description="Request rate per ready replica."
     )
+    p95_latency_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="95th percentile latency in milliseconds; only ever adds replicas, and only "
+        "while the model has traffic.",
+    )
+
+
+# The API's ceiling on replicas, and the autoscaler's when maxReplicas is unset.
+REPLICAS_LIMIT = 1000
 
 
 class Scaling(Model):
-    """Replica bounds and autoscaling targets."""
+    """Replica bounds and the built-in autoscaler."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -281,26 +293,75 @@ class Scaling(Model):
                     "spec.scaling.minReplicas must be <= spec.scaling.maxReplicas",
                     ".minReplicas",
                 ),
+                rule(
+                    "duration(self.interval) >= duration('1s') "
+                    "&& duration(self.interval) <= duration('10m')",
+                    "spec.scaling.interval must be between 1s and 10m",
+                    ".interval",
+                ),
+                # Zero pods have no metrics to scale from, and nothing holds a request while a
+                # pod starts: the autoscaler's floor is one replica.
+                rule(
+                    "!has(self.targets) || self.minReplicas >= 1",
+                    "spec.scaling.minReplicas must be >= 1 while spec.scaling.targets is set: "
+                    "the built-in autoscaler cannot wake a model from zero replicas (use KEDA "
+                    "with an HTTP buffer to scale to zero)",
+                    ".minReplicas",
+                ),
+                rule(
+                    "!has(self.targets) || has(self.targets.concurrencyPerReplica) "
+                    "|| has(self.targets.requestsPerSecondPerReplica) "
+                    "|| has(self.targets.p95LatencyMs)",
+                    "spec.scaling.targets needs at least one target (concurrencyPerReplica, "
+                    "requestsPerSecondPerReplica or p95LatencyMs); remove it to scale with "
+                    "spec.replicas",
+                    ".targets",
+                ),
             ]
         }
     )
 
     min_replicas: int = Field(
-        default=1, ge=0, le=1000, description="Fewest serving replicas (used when replicas unset)."
+        default=1,
+        ge=0,
+        le=REPLICAS_LIMIT,
+        description="Fewest serving replicas: the autoscaler's floor, and a floor for "
+        "spec.replicas.",
     )
     max_replicas: int | None = Field(
-        default=None, ge=1, le=1000, description="Most serving replicas the autoscaler may run."
+        default=None,
+        ge=1,
+        le=REPLICAS_LIMIT,
+        description="Most serving replicas: the autoscaler's ceiling (1000 when unset), and a "
+        "ceiling for spec.replicas.",
     )
     targets: ScalingTargets | None = Field(
-        default=None, description="Targets of the built-in latency- and load-based autoscaler."
+        default=None,
+        description="Targets of the built-in autoscaler; while set it owns the replica count.",
+    )
+    interval: str = Field(
+        default="15s",
+        max_length=32,
+        pattern=DURATION_PATTERN,
+        description="How often the autoscaler evaluates its targets.",
+    )
+    tolerance: float = Field(
+        default=0.1,
+        ge=0,
+        lt=1,
+        description="No change while every signal is within this fraction of its target.",
     )
     scale_down_stabilization_seconds: int = Field(
         default=300,
         ge=0,
         le=3600,
-        description="Window over which the autoscaler keeps the highest recommendation before "
-        "scaling down.",
+        description="Scale down only to the highest recommendation of this many last seconds.",
     )
+
+    def bounded(self, replicas: int) -> int:
+        """replicas within [minReplicas, maxReplicas]."""
+        upper = self.max_replicas if self.max_replicas is not None else REPLICAS_LIMIT
+        return min(max(replicas, self.min_replicas), upper)
 
 
 class AnalysisMetric(Model):
@@ -594,17 +655,35 @@ class Monitoring(Model):
 class ModelDeploymentSpec(Model):
     """Desired state of a served model."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                # spec.replicas has a default (the scale subresource cannot serve a missing
+                # field), so "unset" reads as 1: any other value is a second owner.
+                rule(
+                    "!has(self.scaling.targets) || self.replicas == 1",
+                    "spec.replicas and spec.scaling.targets both set the replica count: while "
+                    "scaling.targets is set the built-in autoscaler owns it; remove "
+                    "spec.replicas (or scaling.targets, to scale with spec.replicas, "
+                    "kubectl scale, an HPA or KEDA)",
+                    ".replicas",
+                ),
+            ]
+        }
+    )
+
     model: ModelSource = Field(description="The model to build and serve.")
     optimization: Optimization = Field(
         default_factory=Optimization, description="Build-time optimization and its accuracy gate."
     )
     runtime: Runtime = Field(default_factory=Runtime, description="The serving runtime.")
-    replicas: int | None = Field(
-        default=None,
+    replicas: int = Field(
+        default=1,
         ge=0,
-        le=1000,
-        description="Serving replicas; the target of the scale subresource (kubectl scale, HPA, "
-        "KEDA). Defaults to scaling.minReplicas.",
+        le=REPLICAS_LIMIT,
+        description="Serving replicas when scaling.targets is unset, kept within "
+        "scaling.minReplicas..maxReplicas; the scale subresource's field (kubectl scale, HPA, "
+        "KEDA). Leave it unset while scaling.targets is set: the autoscaler owns the count.",
     )
     scaling: Scaling = Field(default_factory=Scaling, description="Replica bounds and targets.")
     rollout: Rollout = Field(
@@ -623,9 +702,14 @@ class ModelDeploymentSpec(Model):
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
+    @property
+    def autoscaled(self) -> bool:
+        """Whether the built-in autoscaler owns the replica count."""
+        return self.scaling.targets is not None
+
     def desired_replicas(self) -> int:
-        """Replicas to serve: the scale subresource's value, else the scaling floor."""
-        return self.replicas if self.replicas is not None else self.scaling.min_replicas
+        """Replicas to serve without the autoscaler: spec.replicas within the scaling bounds."""
+        return self.scaling.bounded(self.replicas)
 
 
 # --- status ---------------------------------------------------------------------------------
@@ -823,6 +907,84 @@ class MonitoringStatus(Model):
     )
 
 
+class AutoscalingSignal(Model):
+    """One target's reading against its target, and the replicas it asked for."""
+
+    name: Literal["concurrencyPerReplica", "requestsPerSecondPerReplica", "p95LatencyMs"] = Field(
+        description="The target (spec.scaling.targets field)."
+    )
+    value: float | None = Field(
+        default=None, description="Measured value: per ready replica, or milliseconds for p95."
+    )
+    target: float = Field(description="The spec's target.")
+    replicas: int | None = Field(
+        default=None, description="Replicas this signal asked for; unset: no opinion."
+    )
+    note: str = Field(default="", max_length=1024, description="The reading in words.")
+
+
+class AutoscalingSample(Model):
+    """A past recommendation the scale-down stabilization still remembers."""
+
+    at: str = Field(description="When (RFC 3339).", json_schema_extra={"format": "date-time"})
+    replicas: int = Field(ge=0, description="Replicas recommended then.")
+
+
+class AutoscalingStatus(Model):
+    """What the built-in autoscaler measured and decided last, and the memory it keeps."""
+
+    desired_replicas: int = Field(ge=0, description="Serving replicas the autoscaler asks for.")
+    recommended_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="Largest signal's recommendation, before the scale-up limit and stabilization.",
+    )
+    evaluated_at: str = Field(
+        description="When these figures were measured: written at each decision or change of "
+        "condition, and at most once a minute while only the figures move.",
+        json_schema_extra={"format": "date-time"},
+    )
+    reason: str = Field(default="", max_length=4096, description="The evaluation in words.")
+    held_for_missing_data: bool = Field(
+        default=False, description="Whether the evaluation held for missing metrics."
+    )
+    signals: list[AutoscalingSignal] = Field(
+        default_factory=list, description="Each target's reading and recommendation."
+    )
+    queries: dict[str, str] = Field(
+        default_factory=dict, description="The PromQL of each reading, by name."
+    )
+    last_scale_time: str | None = Field(
+        default=None,
+        description="When it last changed the replicas.",
+        json_schema_extra={"format": "date-time"},
+    )
+    last_scale_reason: str | None = Field(
+        default=None, max_length=4096, description="Why it last changed the replicas."
+    )
+    scaled_from: int | None = Field(
+        default=None, ge=0, description="Replicas before it last changed them."
+    )
+    panic_until: str | None = Field(
+        default=None,
+        description="End of the panic started by a burst (no scale-down before).",
+        json_schema_extra={"format": "date-time"},
+    )
+    scale_up_window_start: str | None = Field(
+        default=None,
+        description="Start of the interval the scale-up allowance is counted in.",
+        json_schema_extra={"format": "date-time"},
+    )
+    scale_up_window_replicas: int | None = Field(
+        default=None, ge=0, description="Replicas at the start of that interval."
+    )
+    history: list[AutoscalingSample] = Field(
+        default_factory=list,
+        max_length=128,
+        description="Recommendations that may still be the highest of the stabilization window.",
+    )
+
+
 class ModelDeploymentStatus(Model):
     """Observed state of a served model, written only by the operator."""
 
@@ -857,6 +1019,9 @@ class ModelDeploymentStatus(Model):
     feedback_key_secret: str | None = Field(
         default=None,
         description="Secret holding the key that signs prediction tokens (created once).",
+    )
+    autoscaling: AutoscalingStatus | None = Field(
+        default=None, description="The built-in autoscaler's last evaluation (scaling.targets)."
     )
 
 

@@ -10,6 +10,7 @@ import kopf
 from pydantic import ValidationError
 
 from modelship import api, kube, metrics, naming
+from modelship.autoscaler import Autoscaler
 from modelship.kube import KubeClient
 from modelship.reconcile import Reconciler
 from modelship.settings import OperatorSettings
@@ -48,6 +49,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     reconciler = Reconciler(ours, KubeClient(on_request=metrics.count_request))
     memo["reconciler"] = reconciler
     memo["resync"] = asyncio.create_task(reconciler.resync_forever(), name="resync")
+    autoscaler = Autoscaler(
+        reconciler, reconciler.prometheus, ours.prometheus_scrape_interval_seconds
+    )
+    memo["autoscaler"] = asyncio.create_task(autoscaler.run_forever(), name="autoscaler")
 
 
 @kopf.on.login(id="login")
@@ -61,6 +66,7 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     """Close the API client."""
     reconciler: Reconciler = memo["reconciler"]
     memo["resync"].cancel()
+    memo["autoscaler"].cancel()
     await reconciler.client.close()
     await reconciler.prometheus.close()
 

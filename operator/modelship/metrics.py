@@ -66,6 +66,12 @@ ANALYSIS = Counter(
     ["check", "verdict"],
     registry=REGISTRY,
 )
+AUTOSCALER_EVALUATIONS = Counter(
+    "modelship_autoscaler_evaluations_total",
+    "Evaluations of the built-in autoscaler: evaluated, or held for missing metrics.",
+    ["outcome"],
+    registry=REGISTRY,
+)
 RESYNC_COMPLETED = Gauge(
     "modelship_resync_last_completed_timestamp_seconds",
     "When the periodic resync last went through every ModelDeployment (Unix time).",

@@ -15,6 +15,7 @@ import aiohttp
 from modelship.analysis.checks import HistogramMeasurement, Measurement, RevisionMeasurements
 from modelship.analysis.queries import QueryPlan, RevisionQueries
 from modelship.analysis.statistics import Histogram
+from modelship.scaling.recommend import Reading
 
 
 class PrometheusClient:
@@ -60,6 +61,22 @@ class PrometheusClient:
         if len(samples) > 1:
             return Measurement(error=f"{len(samples)} series where one was expected: {promql}")
         return Measurement(value=_value(samples[0]))
+
+    async def scalars(self, queries: dict[str, str]) -> dict[str, Reading]:
+        """Several one-number queries at once, by name, for the autoscaler: an empty result
+        is missing data (never read as 0, which would scale an idle or broken model down)."""
+        names = list(queries)
+        answers = await asyncio.gather(*(self.reading(queries[n]) for n in names))
+        out: dict[str, Reading] = {}
+        for name, answer in zip(names, answers, strict=True):
+            promql = queries[name]
+            if answer.error is not None:
+                out[name] = Reading.missing(answer.error, promql)
+            elif answer.value is None:
+                out[name] = Reading.missing("empty result (no series matched)", promql)
+            else:
+                out[name] = Reading.of(answer.value, promql)
+        return out
 
     async def histogram(self, promql: str, at: float | None = None) -> HistogramMeasurement:
         """Cumulative counts per `le` bound (one sample per bucket)."""

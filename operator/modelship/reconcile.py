@@ -27,6 +27,7 @@ from modelship.analysis.checks import IntervalVerdict, judge_interval, run_check
 from modelship.analysis.queries import Scope, plan_queries
 from modelship.kube import ApiError, KubeClient
 from modelship.prometheus import PrometheusClient
+from modelship.scaling import report
 from modelship.settings import OperatorSettings
 from modelship.timestamps import format_time
 
@@ -66,18 +67,23 @@ class Reconciler:
         self._last: dict[str, api.ModelDeploymentStatus] = {}
         self._known: dict[str, tuple[str, str]] = {}
         self._serving: dict[str, dict[str, ServingFacts]] = {}
+        # Only models with scaling.targets: what the autoscaler reads between reconciles.
+        self._scaling: dict[str, report.ScalingView] = {}
         # One timer per object only while a drain is in flight; none for a model at rest.
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._woken: set[asyncio.Task[None]] = set()
 
-    async def reconcile(self, body: Any, trigger: str) -> api.ModelDeploymentStatus:
-        """Bring one ModelDeployment's children and status to the level its spec asks for."""
+    async def reconcile(
+        self, body: Any, trigger: str, autoscaling: api.AutoscalingStatus | None = None
+    ) -> api.ModelDeploymentStatus:
+        """Bring one ModelDeployment's children and status to the level its spec asks for
+        (and, from the autoscaler, to the count of its new evaluation)."""
         md = api.ModelDeployment.from_body(body)
         self._known[md.uid] = (md.namespace, md.name)
         async with self._locks[md.uid]:
             with metrics.RECONCILE_SECONDS.labels(trigger=trigger).time():
                 try:
-                    return await self._reconcile(md)
+                    return await self._reconcile(md, autoscaling)
                 except ApiError as exc:
                     metrics.RECONCILE_ERRORS.labels(reason=exc.reason).inc()
                     await self._report_error(md, exc)
@@ -86,12 +92,23 @@ class Reconciler:
                     metrics.RECONCILE_ERRORS.labels(reason=type(exc).__name__).inc()
                     raise
 
-    async def reconcile_owner(self, namespace: str, name: str, trigger: str) -> None:
-        """Reconcile the ModelDeployment that owns a child which changed."""
+    async def reconcile_owner(
+        self,
+        namespace: str,
+        name: str,
+        trigger: str,
+        autoscaling: api.AutoscalingStatus | None = None,
+    ) -> None:
+        """Reconcile the ModelDeployment that owns a child which changed (or that the
+        autoscaler evaluated)."""
         body = await self.client.get_model_deployment(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
-        await self.reconcile(body, trigger)
+        await self.reconcile(body, trigger, autoscaling)
+
+    def scaling_views(self) -> dict[str, report.ScalingView]:
+        """The models the autoscaler evaluates, as their last reconcile saw them."""
+        return dict(self._scaling)
 
     def forget(self, uid: str) -> None:
         """Drop what is cached about a deleted ModelDeployment."""
@@ -100,6 +117,7 @@ class Reconciler:
         if known is not None:
             metrics.forget_model(*known)
         self._serving.pop(uid, None)
+        self._scaling.pop(uid, None)
         timer = self._timers.pop(uid, None)
         if timer is not None:
             timer.cancel()
@@ -207,8 +225,14 @@ class Reconciler:
             raise
         return planning.ObservedChild(kind, name, found)
 
-    async def _reconcile(self, md: api.ModelDeployment) -> api.ModelDeploymentStatus:
-        prior = self._last.get(md.uid, md.status)
+    async def _reconcile(
+        self, md: api.ModelDeployment, autoscaling: api.AutoscalingStatus | None
+    ) -> api.ModelDeploymentStatus:
+        before = self._last.get(md.uid, md.status)
+        prior = before
+        if autoscaling is not None and md.spec.autoscaled:
+            prior = before.model_copy(update={"autoscaling": autoscaling})
+        md = report.served(md, prior.autoscaling)
         observed = await self._observe(md)
         now = datetime.datetime.now(datetime.UTC)
         measured = None
@@ -238,9 +262,9 @@ class Reconciler:
 
         facts = await self._facts(md, prior, observed, plan, deployments, watched=watched)
         new = status.derive_status(md.spec, md.generation, prior, facts, utcnow())
-        if new != prior:
+        if new != before:  # not `prior`: that one already holds the autoscaler's news
             await self._write_status(md, new)
-        events = status.transition_events(prior, new) + status.retirement_events(
+        events = status.transition_events(before, new) + status.retirement_events(
             plan.revisions.slept, plan.revisions.delete, self.settings.drain_seconds
         )
         if plan.action_error is not None:
@@ -265,8 +289,35 @@ class Reconciler:
                 namespace=md.namespace, name=md.name, action=new.last_decision.action
             ).inc()
         self._serving[md.uid] = {name: _serving_facts(d) for name, d in deployments.items()}
+        self._remember_scaling(md, new, plan.revisions, deployments)
         metrics.publish_phases(s.phase or "Unknown" for s in self._last.values())
         return new
+
+    def _remember_scaling(
+        self,
+        md: api.ModelDeployment,
+        new: api.ModelDeploymentStatus,
+        plan: revisions.RevisionPlan,
+        deployments: dict[str, revisions.ObservedDeployment],
+    ) -> None:
+        """Keep what the autoscaler reads of a model with scaling.targets: the revisions in
+        traffic and their pods, as this reconcile left them."""
+        if not md.spec.autoscaled:
+            self._scaling.pop(md.uid, None)
+            return
+        names = [plan.stable_deployment]
+        if plan.canary is not None:
+            names.append(naming.revision_name(md.name, plan.canary.revision))
+        live = [deployments[n] for n in dict.fromkeys(names) if n is not None and n in deployments]
+        ready = sum(d.ready_replicas for d in live)
+        self._scaling[md.uid] = report.ScalingView(
+            md=md,
+            revisions=tuple(d.revision for d in live if d.revision),
+            current=md.spec.desired_replicas(),
+            ready=ready,
+            not_ready=max(sum(d.replicas for d in live) - ready, 0),
+            autoscaling=new.autoscaling,
+        )
 
     async def _measure(
         self, md: api.ModelDeployment, prior: api.ModelDeploymentStatus

@@ -70,6 +70,13 @@ class OperatorSettings(BaseModel):
         "http://prometheus.monitoring.svc:9090); unset, every analysis is Inconclusive and "
         "holds the canary.",
     )
+    prometheus_scrape_interval_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="How often that Prometheus scrapes the serving pods (its scrapeInterval; "
+        "prometheus-operator's default is 30s): the autoscaler's query windows follow it.",
+    )
     prometheus_timeout_seconds: float = Field(
         default=5.0, gt=0, le=60, description="A slower answer counts as Prometheus down."
     )

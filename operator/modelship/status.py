@@ -8,6 +8,8 @@ from typing import Literal
 
 from modelship import api, rollout
 from modelship.builds import BuildState, BuildSummary
+from modelship.scaling import report
+from modelship.timestamps import parse_time
 
 NOT_IMPLEMENTED = "NotImplemented"
 
@@ -72,15 +74,6 @@ def _unimplemented(spec: api.ModelDeploymentSpec) -> list[tuple[str, str]]:
                 "TrafficRouting",
                 "spec.rollout.trafficRouter.type gatewayAPI is accepted but not implemented yet: "
                 "no HTTPRoute is created",
-            )
-        )
-    if spec.scaling.targets is not None or spec.scaling.max_replicas is not None:
-        found.append(
-            (
-                "Autoscaling",
-                "spec.scaling.targets/maxReplicas are accepted but the built-in autoscaler is not "
-                f"implemented yet: replicas stay at {spec.desired_replicas()} "
-                "(use the scale subresource, e.g. an HPA)",
             )
         )
     if spec.runtime.type == "triton":
@@ -189,6 +182,25 @@ def derive_status(
     elif facts.rolled_out and selected == facts.revision:
         phase, reason = "Ready", "ScaledToZero" if desired == 0 else "Serving"
         message = f"revision {facts.revision} serves {facts.ready_replicas}/{desired} replicas"
+    elif (
+        established
+        and selected == facts.revision
+        and (growing := _scaling_up(spec, prior.autoscaling, facts.ready_replicas, now))
+    ):
+        # Pods the autoscaler just added are starting: progress, not a loss.
+        phase, reason = "Deploying", "ScalingUp"
+        message = (
+            f"revision {facts.revision} serves {facts.ready_replicas}/{desired} replicas: "
+            f"scaled up from {growing.scaled_from} at {growing.last_scale_time}, "
+            f"{desired - facts.ready_replicas} starting"
+        )
+    elif established and selected == facts.revision and facts.ready_replicas >= desired:
+        # More ready pods than wanted: a scale-down's pods are draining. Nothing is missing.
+        phase, reason = "Ready", "Serving"
+        message = (
+            f"revision {facts.revision} serves {desired}/{desired} replicas "
+            f"({facts.ready_replicas - desired} more draining after a scale-down)"
+        )
     elif established and selected == facts.revision:
         # A revision that served fully and lost pods: degraded, never "rolling out".
         phase, reason = "Degraded", "ReplicasUnavailable"
@@ -262,6 +274,8 @@ def derive_status(
         conditions.append(mk.make("Monitoring", *facts.monitoring))
     if spec.rollout.analysis is not None and facts.canary is not None:
         conditions.append(mk.make("CanaryAnalysis", *_analysis_condition(facts.canary)))
+    if spec.autoscaled:
+        conditions.append(mk.make(report.CONDITION, *report.condition(prior.autoscaling)))
     for type_, note in _unimplemented(spec):
         conditions.append(mk.make(type_, "False", NOT_IMPLEMENTED, note))
 
@@ -303,7 +317,26 @@ def derive_status(
         url=facts.url,
         monitoring=facts.monitoring_status,
         feedback_key_secret=facts.feedback_key_secret,
+        autoscaling=prior.autoscaling if spec.autoscaled else None,
     )
+
+
+def _scaling_up(
+    spec: api.ModelDeploymentSpec,
+    autoscaling: api.AutoscalingStatus | None,
+    ready: int,
+    now: str,
+) -> api.AutoscalingStatus | None:
+    """The autoscaler's last move, when it was up and its new pods are still starting: none of
+    the pods from before is missing, and the progress deadline since the move has not passed
+    (pods that never start are a loss after all)."""
+    if not spec.autoscaled or autoscaling is None:
+        return None
+    before, at = autoscaling.scaled_from, autoscaling.last_scale_time
+    if before is None or at is None or autoscaling.desired_replicas <= before or ready < before:
+        return None
+    elapsed = (parse_time(now) - parse_time(at)).total_seconds()
+    return autoscaling if elapsed <= spec.rollout.progress_deadline_seconds else None
 
 
 def transition_events(
@@ -341,6 +374,31 @@ def transition_events(
     verdict = _verdict_event(old_conds.get("CanaryAnalysis"), new.conditions)
     if verdict is not None:
         events.append(verdict)
+    events += _autoscaling_events(prior, new)
+    return events
+
+
+def _autoscaling_events(
+    prior: api.ModelDeploymentStatus, new: api.ModelDeploymentStatus
+) -> list[EventSpec]:
+    """An Event per scale, with the figures behind it, and when the metrics go or come back."""
+    events: list[EventSpec] = []
+    was, now = prior.autoscaling, new.autoscaling
+    if now is None:
+        return events
+    if now.last_scale_time is not None and now.last_scale_time != (
+        was.last_scale_time if was is not None else None
+    ):
+        before = was.desired_replicas if was is not None else None
+        up = before is None or now.desired_replicas > before
+        events.append(
+            EventSpec("Normal", "ScaledUp" if up else "ScaledDown", now.last_scale_reason or "")
+        )
+    held_before = was is not None and was.held_for_missing_data
+    if now.held_for_missing_data and not held_before:
+        events.append(EventSpec("Warning", "MetricsUnavailable", now.reason))
+    elif held_before and not now.held_for_missing_data:
+        events.append(EventSpec("Normal", "MetricsAvailable", f"autoscaling resumed: {now.reason}"))
     return events
 
 

@@ -239,9 +239,13 @@ def recommend(
     notes: list[str] = []
     if panicking:
         # What the short window asks for counts at once: no tolerance, no scale-up limit.
-        wanted = max([wanted, *(p.replicas for p in panics)])
+        loudest = max(panics, key=lambda p: p.replicas, default=None)
         if bursts:
             lead = max(bursts, key=lambda p: p.replicas).note
+        elif loudest is not None and loudest.replicas > wanted:
+            # The reason names what decided: the short window, not the stable one.
+            lead = f"{loudest.shown} while panicking"
+        wanted = max([wanted, *(p.replicas for p in panics)])
 
     # The bounds are the spec's word: they shape the recommendation itself.
     recommended = params.clamp(wanted)
@@ -445,7 +449,8 @@ class _Panic:
 
     replicas: int  # what the short window alone asks for
     burst: bool  # at or above the panic threshold
-    note: str
+    shown: str  # the reading: "requests/s 5.2/replica in the panic window"
+    note: str  # the reading as the cause of a panic
 
 
 def _panics(params: ScalingParams, readings: Readings, state: ScalingState) -> list[_Panic]:
@@ -458,12 +463,10 @@ def _panics(params: ScalingParams, readings: Readings, state: ScalingState) -> l
     for load in _loads(params, readings):
         total = _value(load.panic)
         per_replica = total / capacity
-        note = (
-            f"{load.label} {per_replica:.1f}/replica in the panic window >= "
-            f"{threshold:.0%} of target {load.target:g}: panic"
-        )
+        shown = f"{load.label} {per_replica:.1f}/replica in the panic window"
+        note = f"{shown} >= {threshold:.0%} of target {load.target:g}: panic"
         burst = per_replica / load.target >= threshold
-        out.append(_Panic(_ceil(total / load.target), burst, note))
+        out.append(_Panic(_ceil(total / load.target), burst, shown, note))
     return out
 
 

@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pytest
@@ -429,33 +429,46 @@ def model_file(namespace: str, name: str, scale: float) -> str:
 
 
 @dataclass
-class ReadyWatch:
-    """Samples the Ready condition in the background; remembers every sample that was not True."""
+class Sampler:
+    """Reads one model every half second in a background thread (`sample`, in subclasses)
+    until stopped: what a test watches while it drives something else."""
 
     models: Models
     name: str
-    not_ready: list[str] = field(default_factory=list)
-    samples: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def start(self) -> ReadyWatch:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
-            try:
-                ready = self.models.condition(self.name, "Ready")
-            except ApiException as exc:
-                self.not_ready.append(f"read failed: {exc.status}")
-                continue
-            self.samples += 1
-            if ready is None or ready["status"] != "True":
-                self.not_ready.append(repr(ready))
+            self.sample()
+
+    def sample(self) -> None:
+        raise NotImplementedError
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+@dataclass
+class ReadyWatch(Sampler):
+    """Samples the Ready condition; remembers every sample that was not True."""
+
+    not_ready: list[str] = field(default_factory=list)
+    samples: int = 0
+
+    def sample(self) -> None:
+        try:
+            ready = self.models.condition(self.name, "Ready")
+        except ApiException as exc:
+            self.not_ready.append(f"read failed: {exc.status}")
+            return
+        self.samples += 1
+        if ready is None or ready["status"] != "True":
+            self.not_ready.append(repr(ready))

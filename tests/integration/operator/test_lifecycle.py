@@ -156,12 +156,30 @@ def test_scaling_change_makes_no_new_revision(models: Models, kopf_operator: Kop
     assert status["revisions"]["current"]["revision"] == before
     assert len(models.jobs("fraud")) == 1
     conditions = {c["type"]: c for c in status["conditions"]}
-    assert conditions["Autoscaling"]["reason"] == "NotImplemented"
+    assert "ScalingActive" not in conditions and "autoscaling" not in status  # no targets
     scale = models.custom.get_namespaced_custom_object_scale(
         api.GROUP, api.VERSION, models.namespace, api.PLURAL, "fraud"
     )
     assert scale["spec"]["replicas"] == 3
     assert scale["status"]["selector"] == status["selector"]
+
+
+def test_an_autoscaled_model_starts_at_min_replicas_and_waits_for_metrics(
+    models: Models, kopf_operator: KopfRunner
+) -> None:
+    spec = {**SPEC, "scaling": {"minReplicas": 2, "targets": {"concurrencyPerReplica": 4}}}
+    models.create("fraud", spec)
+    _build(models, "fraud")
+    status = models.wait_phase("fraud", "Deploying")
+    revision = status["revisions"]["current"]["revision"]
+    deployment = models.apps.read_namespaced_deployment(f"fraud-{revision}", models.namespace)
+    assert deployment.spec.replicas == 2
+    # Nothing serves yet (the image is never pulled): nothing measured, nothing decided.
+    conditions = {c["type"]: c for c in status["conditions"]}
+    scaling = conditions["ScalingActive"]
+    assert (scaling["status"], scaling["reason"]) == ("Unknown", "AwaitingMetrics")
+    assert "autoscaling" not in status
+    assert models.get("fraud")["spec"]["replicas"] == 1  # the API's default, never written
 
 
 def test_failed_build_sets_failed_with_the_reason(

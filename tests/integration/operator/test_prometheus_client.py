@@ -38,3 +38,25 @@ async def test_an_unreachable_prometheus_is_an_error_in_words_not_an_exception()
     finally:
         await client.close()
     assert measured.error is not None and "unreachable" in measured.error, measured
+
+
+async def test_the_autoscalers_readings_never_read_an_empty_result_as_zero(
+    cluster: Cluster,
+) -> None:
+    client = PrometheusClient(prometheus_url(), timeout_seconds=10)
+    down = PrometheusClient("http://127.0.0.1:9", timeout_seconds=2)
+    queries = {
+        "number": "vector(2.5)",
+        "nothing": 'sum(rate(modelship_requests_total{model="no-such-model"}[1m]))',
+        "broken": "sum(rate(",
+    }
+    try:
+        got = await client.scalars(queries)
+        lost = await down.scalars({"number": "vector(2.5)"})
+    finally:
+        await client.close()
+        await down.close()
+    assert (got["number"].value, got["number"].query) == (2.5, "vector(2.5)")
+    assert got["nothing"].value is None and "empty result" in (got["nothing"].error or "")
+    assert got["broken"].value is None and "bad_data" in (got["broken"].error or "")
+    assert lost["number"].value is None and "unreachable" in (lost["number"].error or "")

@@ -75,6 +75,30 @@ INVALID: list[tuple[str, str, dict[str, Any], str]] = [
     ),
     ("negative-replicas", "a", {"model": MODEL, "replicas": -1}, "spec.replicas"),
     (
+        "replicas-and-targets-both-own-the-count",
+        "a",
+        {"model": MODEL, "replicas": 3, "scaling": {"targets": {"concurrencyPerReplica": 2}}},
+        "the built-in autoscaler owns it",
+    ),
+    (
+        "targets-without-a-target",
+        "a",
+        {"model": MODEL, "scaling": {"targets": {}}},
+        "spec.scaling.targets needs at least one target",
+    ),
+    (
+        "autoscaled-from-zero",
+        "a",
+        {"model": MODEL, "scaling": {"minReplicas": 0, "targets": {"p95LatencyMs": 50}}},
+        "cannot wake a model from zero replicas",
+    ),
+    (
+        "scaling-interval-too-short",
+        "a",
+        {"model": MODEL, "scaling": {"interval": "500ms"}},
+        "spec.scaling.interval must be between 1s and 10m",
+    ),
+    (
         "steps-not-ending-at-100",
         "a",
         {"model": MODEL, "rollout": {"steps": [10, 50]}},
@@ -188,6 +212,9 @@ def test_a_full_valid_spec_is_accepted_with_defaults(models: Models) -> None:
     )
     spec = created["spec"]
     assert spec["model"]["format"] == "onnx"
+    # The scale subresource always has a field to read (kubectl scale on a fresh object).
+    assert spec["replicas"] == 1
+    assert spec["scaling"]["interval"] == "15s" and spec["scaling"]["tolerance"] == 0.1
     assert spec["optimization"]["graphOptimization"] == "all"
     assert spec["runtime"]["batching"] == {"maxBatchSize": 8, "maxDelayMs": 2.0}
     assert spec["monitoring"] == {

@@ -32,6 +32,26 @@ def test_defaults_apply() -> None:
 
 
 @pytest.mark.parametrize(
+    ("replicas", "scaling", "served"),
+    [
+        (None, {}, 1),
+        (3, {}, 3),
+        (None, {"minReplicas": 2}, 2),  # the floor holds for the default too
+        (0, {"minReplicas": 0}, 0),
+        (1, {"minReplicas": 3}, 3),
+        (9, {"maxReplicas": 4}, 4),
+    ],
+)
+def test_spec_replicas_are_served_within_the_bounds(
+    replicas: int | None, scaling: dict[str, Any], served: int
+) -> None:
+    body = {**BASE, "scaling": scaling} | ({} if replicas is None else {"replicas": replicas})
+    spec = api.ModelDeploymentSpec.model_validate(body)
+    assert spec.desired_replicas() == served
+    assert not spec.autoscaled
+
+
+@pytest.mark.parametrize(
     "change",
     [
         {"model": {"uri": "s3://models/fraud/v8/model.onnx"}},

@@ -14,6 +14,7 @@ PACKAGE = Path(modelship.__file__).parent
 LAYERS: list[set[str]] = [
     {"__main__"},  # the process
     {"handlers"},  # kopf routes
+    {"autoscaler"},  # the autoscaler's loop: reads Prometheus, hands outcomes to the reconciler
     {"reconcile"},  # observe -> plan -> act -> status, the only caller of kube
     {"kube", "metrics", "prometheus"},  # every API call; own /metrics; the Prometheus client
     {"planning", "status"},  # what to change; what status says (both pure)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from modelship import api, monitoring, status
 from modelship.builds import BuildSummary
+from modelship.scaling import report
 
 from .conftest import make_md
 
@@ -65,6 +66,12 @@ STABLE_OTHER = api.ModelDeploymentStatus(
 STABLE_SAME = api.ModelDeploymentStatus(
     phase="Ready", revisions=api.Revisions(stable=api.RevisionRef(revision=REV))
 )
+
+
+AUTOSCALED = {
+    "model": {"uri": "s3://m/model.onnx"},
+    "scaling": {"targets": {"concurrencyPerReplica": 1}},
+}
 
 
 FAILED_BY_DEADLINE = api.FailedRevision(
@@ -138,7 +145,8 @@ FAILED_BY_DEADLINE = api.FailedRevision(
             ),
             ("Ready", "T", "F", "F", "F", "T"),
         ),
-        # A stable revision that lost pods is degraded with the count, not rolling out.
+        # More ready pods than the one wanted: a scale-down draining, nothing lost (a stable
+        # revision that lost pods: test_a_lost_pod_says_the_count).
         (
             STABLE_SAME,
             built(
@@ -146,7 +154,7 @@ FAILED_BY_DEADLINE = api.FailedRevision(
                 replicas=3,
                 ready_replicas=2,
             ),
-            ("Degraded", "T", "F", "T", "F", "T"),
+            ("Ready", "T", "F", "F", "F", "T"),
         ),
         (
             STABLE_SAME,
@@ -165,7 +173,7 @@ FAILED_BY_DEADLINE = api.FailedRevision(
         "deadline-nothing-serves",
         "first-revision-starting",
         "ready",
-        "lost-a-pod",
+        "draining-after-scale-down",
         "lost-every-pod",
     ],
 )
@@ -195,6 +203,51 @@ def test_a_lost_pod_says_the_count() -> None:
     assert cond(new, "Degraded").message == f"revision {REV}: 2/3 replicas ready"
     (event,) = [e for e in status.transition_events(STABLE_SAME, new) if e.reason == "Degraded"]
     assert event.type == "Warning" and "2/3 replicas ready" in event.message
+
+
+def test_pods_draining_after_a_scale_down_are_no_loss() -> None:
+    f = built(serving_revision=REV, replicas=5, ready_replicas=5)
+    new = status.derive_status(make_md({**MD_SPEC, "replicas": 4}).spec, 1, STABLE_SAME, f, T0)
+    assert (new.phase, cond(new, "Ready").reason) == ("Ready", "Serving")
+    assert cond(new, "Ready").message == (
+        f"revision {REV} serves 4/4 replicas (1 more draining after a scale-down)"
+    )
+    assert cond(new, "Degraded").status == "False"
+    events = status.transition_events(STABLE_SAME, new)
+    assert [e.reason for e in events if e.reason != "BuildSucceeded"] == []
+
+
+@pytest.mark.parametrize(
+    ("ready", "now", "phase", "reason"),
+    [
+        pytest.param(2, T1, "Deploying", "ScalingUp", id="new pods starting: progress"),
+        pytest.param(1, T1, "Degraded", "ReplicasUnavailable", id="a pod from before lost"),
+        pytest.param(
+            2, "2026-01-01T00:11:00Z", "Degraded", "ReplicasUnavailable", id="past the deadline"
+        ),
+    ],
+)
+def test_pods_the_autoscaler_added_are_progress_not_a_loss(
+    ready: int, now: str, phase: str, reason: str
+) -> None:
+    scaled = api.AutoscalingStatus(
+        desired_replicas=4,
+        evaluated_at=T0,
+        last_scale_time=T0,
+        last_scale_reason="2 -> 4: requests/s 9.0/replica > target 5: 2 -> 4",
+        scaled_from=2,
+    )
+    md = report.served(make_md(AUTOSCALED), scaled)
+    prior = STABLE_SAME.model_copy(update={"autoscaling": scaled})
+    f = built(serving_revision=REV, replicas=4, ready_replicas=ready)
+    new = status.derive_status(md.spec, 1, prior, f, now)
+    assert (new.phase, cond(new, "Progressing").reason) == (phase, reason)
+    assert cond(new, "Ready").status == "True"
+    if reason == "ScalingUp":
+        assert cond(new, "Progressing").message == (
+            f"revision {REV} serves 2/4 replicas: scaled up from 2 at {T0}, 2 starting"
+        )
+        assert cond(new, "Degraded").status == "False"
 
 
 def test_a_missed_deadline_names_the_revision_and_what_its_pods_report() -> None:
@@ -312,8 +365,11 @@ def test_unimplemented_features_are_reported() -> None:
         }
     )
     new = status.derive_status(md.spec, 1, api.ModelDeploymentStatus(), facts(), T0)
-    for type_ in ("Autoscaling", "TritonRuntime"):
-        assert cond(new, type_).reason == status.NOT_IMPLEMENTED
+    assert cond(new, "TritonRuntime").reason == status.NOT_IMPLEMENTED
+    # The autoscaler is built: before its first evaluation it says it waits for metrics.
+    scaling = cond(new, "ScalingActive")
+    assert (scaling.status, scaling.reason) == ("Unknown", "AwaitingMetrics")
+    assert all(c.type != "Autoscaling" for c in new.conditions)
     # Canary steps themselves are built: steps alone report nothing unimplemented.
     steps_only = make_md({"model": {"uri": "s3://m/model.onnx"}, "rollout": {"steps": [5, 100]}})
     stepped = status.derive_status(steps_only.spec, 1, api.ModelDeploymentStatus(), facts(), T0)
@@ -410,3 +466,57 @@ def test_an_event_tells_each_change_of_the_analysis_verdict_not_each_interval() 
         [("Normal", "AnalysisPassing", sequence[4].conditions[0].message)],
         [("Warning", "AnalysisHeld", sequence[5].conditions[0].message)],
     ]
+
+
+def _autoscaling(desired: int, *, held: bool = False, scaled_at: str | None = None) -> Any:
+    return api.AutoscalingStatus(
+        desired_replicas=desired,
+        evaluated_at=T0,
+        reason=f"hold at {desired}: no data" if held else f"concurrency: -> {desired}",
+        held_for_missing_data=held,
+        last_scale_time=scaled_at,
+        last_scale_reason=f"1 -> {desired}: concurrency 3.0/replica > target 1"
+        if scaled_at
+        else None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("was", "now", "expected"),
+    [
+        (None, _autoscaling(1), []),
+        (_autoscaling(1), _autoscaling(3, scaled_at=T1), [("Normal", "ScaledUp")]),
+        (_autoscaling(3, scaled_at=T0), _autoscaling(1, scaled_at=T1), [("Normal", "ScaledDown")]),
+        (_autoscaling(3, scaled_at=T0), _autoscaling(3, scaled_at=T0), []),
+        (_autoscaling(3), _autoscaling(3, held=True), [("Warning", "MetricsUnavailable")]),
+        (_autoscaling(3, held=True), _autoscaling(3, held=True), []),
+        (_autoscaling(3, held=True), _autoscaling(3), [("Normal", "MetricsAvailable")]),
+    ],
+)
+def test_autoscaling_events_and_condition(
+    was: Any, now: Any, expected: list[tuple[str, str]]
+) -> None:
+    spec = make_md(AUTOSCALED).spec
+    before = status.derive_status(spec, 1, api.ModelDeploymentStatus(autoscaling=was), facts(), T0)
+    after = status.derive_status(
+        spec, 1, before.model_copy(update={"autoscaling": now}), facts(), T1
+    )
+    assert after.autoscaling == now
+    events = status.transition_events(before, after)
+    assert [(e.type, e.reason) for e in events if e.reason not in ("Building",)] == expected
+    for event in events:
+        if event.reason.startswith("Scaled"):
+            assert "target" in event.message  # the figures behind the scale
+    scaling = cond(after, "ScalingActive")
+    if now.held_for_missing_data:
+        assert (scaling.status, scaling.reason) == ("False", "MetricsUnavailable")
+        assert "no data" in scaling.message
+    else:
+        assert (scaling.status, scaling.reason) == ("True", "MetricsAvailable")
+
+
+def test_without_targets_there_is_no_autoscaling_status() -> None:
+    prior = api.ModelDeploymentStatus(autoscaling=_autoscaling(3))
+    new = status.derive_status(MD.spec, 1, prior, facts(), T0)
+    assert new.autoscaling is None
+    assert all(c.type != "ScalingActive" for c in new.conditions)

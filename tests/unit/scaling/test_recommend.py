@@ -275,6 +275,17 @@ def test_burst_scales_up_at_once() -> None:
     )
 
 
+def test_while_panicking_the_short_window_names_itself_when_it_decides() -> None:
+    # Panicking since an earlier burst: the short window (no burst now) asks for more than the
+    # stable one, and the reason says so rather than quoting the stable window.
+    readings = measured(concurrency=8, concurrency_panic=14)
+    decision = recommend(CONCURRENCY, readings, state(2, memory=Memory(panic_until=60)), now=10)
+    assert decision.desired_replicas == 4
+    assert decision.reason == (
+        "concurrency 7.0/replica in the panic window while panicking: 2 -> 4"
+    )
+
+
 @pytest.mark.parametrize(
     ("panic_total", "ready", "panicking"),
     [
