@@ -90,6 +90,10 @@ images: venv ## build the pause, runtime, operator and Prometheus images from a 
 bench-runtime: venv ## serving runtime vs raw ORT, an ASGI floor and peer servers
 	$(PY) tests/bench/bench_runtime.py
 
+.PHONY: bench-overload
+bench-overload: venv ## the runtime flooded at 1x, 2x and 3x its capacity: shed 503s, p99 of admitted, RSS
+	$(PY) tests/bench/bench_overload.py
+
 .PHONY: bench-build
 bench-build: venv ## variants of the 784-1024-1024-10 MLP: FP32 vs INT8 vs FP16
 	$(PY) tests/bench/bench_build.py

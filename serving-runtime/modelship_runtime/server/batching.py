@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
@@ -35,6 +36,15 @@ class _Pending:
     rows: int
     arrived: float
     future: asyncio.Future[Execution] = field(repr=False)
+    deadline: float = math.inf  # perf_counter() by which it must start, or never run
+
+
+class DeadlineExceeded(Exception):
+    """A request could not start before its deadline; it never ran."""
+
+    def __init__(self, waited_s: float) -> None:
+        super().__init__(f"could not start within its deadline (waited {waited_s * 1000:.0f} ms)")
+        self.waited_s = waited_s
 
 
 def batch_key(feeds: Feeds, parameters_key: Hashable) -> Hashable:
@@ -79,10 +89,17 @@ class Batcher:
         self._in_flight = in_flight
         self._workers = [asyncio.ensure_future(self._work()) for _ in range(slots)]
 
-    async def submit(self, feeds: Feeds, key: Hashable) -> Execution:
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a batch (the queue-depth gauge)."""
+        return len(self._pending)
+
+    async def submit(self, feeds: Feeds, key: Hashable, deadline: float = math.inf) -> Execution:
+        """Run `feeds` in a batch; a request still queued at `deadline` (perf_counter) fails
+        with DeadlineExceeded and never runs."""
         rows = next(iter(feeds.values())).shape[0]
         future: asyncio.Future[Execution] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(key, feeds, rows, time.perf_counter(), future))
+        self._pending.append(_Pending(key, feeds, rows, time.perf_counter(), future, deadline))
         self._rows_by_key[key] = self._rows_by_key.get(key, 0) + rows
         self._wake.set()
         return await future
@@ -124,9 +141,12 @@ class Batcher:
         taken: list[_Pending] = []
         kept: deque[_Pending] = deque()
         rows = 0
+        now = time.perf_counter()
         while self._pending:
             item = self._pending.popleft()
-            if item.future.done():  # its client went away
+            if not item.future.done() and now > item.deadline:
+                item.future.set_exception(DeadlineExceeded(now - item.arrived))
+            if item.future.done():  # its client went away, or its deadline passed
                 self._rows_by_key[item.key] -= item.rows
                 continue
             fits = not taken or rows + item.rows <= self.max_batch_size
@@ -142,7 +162,6 @@ class Batcher:
         return taken
 
     async def _work(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wait_for_work()
             head = self._pending[0]
@@ -150,26 +169,59 @@ class Batcher:
             batch = self._take(head)
             if not batch:
                 continue
-            started = time.perf_counter()
             try:
-                if self._executor is None:  # inline: the model is fast enough to block the loop
-                    outputs, inference_s = run_merged(self._run, [p.feeds for p in batch])
-                else:
-                    outputs, inference_s = await loop.run_in_executor(
-                        self._executor, run_merged, self._run, [p.feeds for p in batch]
-                    )
-            except Exception as exc:
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
-            offset = 0
-            for item, split in zip(batch, outputs, strict=True):
-                offset += item.rows
-                if not item.future.done():
-                    item.future.set_result(
-                        Execution(split, started - item.arrived, inference_s, len(batch))
-                    )
+                await self._serve(batch)
+            except BaseException:
+                # Cancelled (close()) while the batch ran: its requests get an answer too,
+                # never a future left pending forever.
+                _fail(batch, RuntimeError("the server is shutting down"))
+                raise
+
+    async def _serve(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        try:
+            outputs, inference_s = await self._execute([p.feeds for p in batch])
+        except BatchError as exc:
+            _fail(batch, exc)  # the model's fault, not a request's: alone it would hide it
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                _fail(batch, exc)
+                return
+            # One bad request must not fail its neighbours: run each alone, so only the ones
+            # that fail by themselves get the error.
+            for item in batch:
+                if not item.future.done():  # a client that left costs no run
+                    await self._serve([item])
+            return
+        for item, split in zip(batch, outputs, strict=True):
+            if not item.future.done():
+                item.future.set_result(
+                    Execution(split, started - item.arrived, inference_s, len(batch))
+                )
+
+    async def _execute(self, feeds: list[Feeds]) -> tuple[list[Outputs], float]:
+        if self._executor is None:  # inline: the model is fast enough to block the loop
+            return run_merged(self._run, feeds)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, run_merged, self._run, feeds)
+
+
+def _fail(batch: list[_Pending], exc: BaseException) -> None:
+    for item in batch:
+        if not item.future.done():
+            item.future.set_exception(exc)
+
+
+def run_before(
+    deadline: float, arrived: float, run: RunFn, feeds_list: list[Feeds]
+) -> tuple[list[Outputs], float]:
+    """run_merged, unless `deadline` (perf_counter) passed while the request waited for the
+    worker thread: then DeadlineExceeded, and the model never runs."""
+    now = time.perf_counter()
+    if now > deadline:
+        raise DeadlineExceeded(now - arrived)
+    return run_merged(run, feeds_list)
 
 
 def run_merged(run: RunFn, feeds_list: list[Feeds]) -> tuple[list[Outputs], float]:

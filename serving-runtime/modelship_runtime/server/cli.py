@@ -48,7 +48,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--inline-threshold-ms", type=float, default=1.0)
     p.add_argument("--max-body-bytes", type=int, default=64 * 1024 * 1024)
+    p.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=128,
+        help="requests admitted at once, running and queued; more get 503 with Retry-After",
+    )
+    p.add_argument(
+        "--deadline-ms",
+        type=float,
+        default=30_000.0,
+        help="a request that cannot start within this long gets 503 and never runs",
+    )
+    p.add_argument("--retry-after-s", type=int, default=1, help="Retry-After of those 503s")
     p.add_argument("--feedback-max-entries", type=int, default=50_000)
+    p.add_argument(
+        "--feedback-max-bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="estimated memory of the predictions held for labels; the oldest go first",
+    )
     p.add_argument("--feedback-retention-s", type=float, default=3600.0)
     p.add_argument("--feedback-output", default=None, help="output compared with labels")
     p.add_argument(
@@ -86,7 +105,11 @@ def settings_from_args(argv: list[str]) -> ServerSettings:
         execution=a.execution,
         inline_threshold_ms=a.inline_threshold_ms,
         max_body_bytes=a.max_body_bytes,
+        max_in_flight=a.max_in_flight,
+        deadline_ms=a.deadline_ms,
+        retry_after_s=a.retry_after_s,
         feedback_max_entries=a.feedback_max_entries,
+        feedback_max_bytes=a.feedback_max_bytes,
         feedback_retention_s=a.feedback_retention_s,
         feedback_output=a.feedback_output,
         feedback_task=a.feedback_task,

@@ -14,11 +14,12 @@ import orjson
 
 from modelship_runtime.server.batching import (
     Batcher,
+    DeadlineExceeded,
     Execution,
     Feeds,
     Outputs,
     batch_key,
-    run_merged,
+    run_before,
 )
 from modelship_runtime.server.datatypes import to_ort_strings
 from modelship_runtime.server.errors import (
@@ -26,6 +27,7 @@ from modelship_runtime.server.errors import (
     InferenceError,
     ModelNotFound,
     NotReady,
+    Overloaded,
 )
 from modelship_runtime.server.feedback import (
     FeedbackResult,
@@ -77,6 +79,7 @@ class DataPlane:
             metrics,
             max_entries=settings.feedback_max_entries,
             retention_s=settings.feedback_retention_s,
+            max_bytes=settings.feedback_max_bytes,
         )
         self.tokens: TokenCodec | None = None
         self.ledger: TokenLedger | None = None
@@ -91,6 +94,9 @@ class DataPlane:
         self._feedback_output: int | None = None
         self.inline = False
         self._in_flight = 0
+        # Requests handed to the worker thread and not back yet (one runs, the rest queue).
+        self._awaiting_thread = 0
+        metrics.queue_depth = self._queue_depth
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -125,6 +131,19 @@ class DataPlane:
 
     def _count_in_flight(self) -> int:
         return self._in_flight
+
+    def _queue_depth(self) -> int:
+        if self._batcher is not None:
+            return self._batcher.queued
+        return max(self._awaiting_thread - 1, 0)
+
+    def deadline(self, arrived: float, requested_s: float | None = None) -> float:
+        """When (perf_counter) a request that arrived at `arrived` must have started: the
+        server's deadline, or the client's when that is sooner."""
+        budget = self.settings.deadline_ms / 1000.0
+        if requested_s is not None:
+            budget = min(budget, max(requested_s, 0.0))
+        return arrived + budget
 
     def start_draining(self) -> None:
         self.draining = True
@@ -235,22 +254,31 @@ class DataPlane:
             indices.append(model.output_names.index(requested.name))
         return indices
 
-    async def _execute(self, feeds: Feeds, request: InferenceRequest) -> Execution:
+    async def _execute(self, feeds: Feeds, request: InferenceRequest, deadline: float) -> Execution:
         if self._batcher is not None:
             params = {k: v for k, v in request.parameters.items() if k not in ENCODING_PARAMETERS}
             params_key = orjson.dumps(params, option=orjson.OPT_SORT_KEYS) if params else b""
-            return await self._batcher.submit(feeds, batch_key(feeds, params_key))
+            return await self._batcher.submit(feeds, batch_key(feeds, params_key), deadline)
         model = self.model
         assert model is not None
-        if self.inline:
-            outputs, inference_s = run_merged(model.run, [feeds])
-            return Execution(outputs[0], 0.0, inference_s, 1)
         arrived = time.perf_counter()
-        outputs, inference_s = await asyncio.get_running_loop().run_in_executor(
-            self._executor, run_merged, model.run, [feeds]
-        )
+        if self.inline:
+            # Runs now, so it starts in time unless parsing alone took the whole deadline.
+            outputs, inference_s = run_before(deadline, arrived, model.run, [feeds])
+            return Execution(outputs[0], 0.0, inference_s, 1)
+        self._awaiting_thread += 1
+        try:
+            outputs, inference_s = await asyncio.get_running_loop().run_in_executor(
+                self._executor, run_before, deadline, arrived, model.run, [feeds]
+            )
+        finally:
+            self._awaiting_thread -= 1
         queue_s = max(0.0, time.perf_counter() - arrived - inference_s)
         return Execution(outputs[0], queue_s, inference_s, 1)
+
+    def _shed(self, exc: Overloaded) -> Overloaded:
+        self.metrics.shed[exc.reason].inc()
+        return exc
 
     def count_failure(self, exc: InferenceError) -> None:
         """Front ends report requests that failed before reaching `infer` (e.g. bad JSON)."""
@@ -263,9 +291,29 @@ class DataPlane:
         self.metrics.request_seconds.observe(time.perf_counter() - started)
 
     async def infer(
-        self, name: str, version: str | None, request: InferenceRequest
+        self,
+        name: str,
+        version: str | None,
+        request: InferenceRequest,
+        deadline: float | None = None,
     ) -> InferenceResponse:
+        """Serve one request; `deadline` (perf_counter, from `self.deadline`) is when it must
+        have started, by default the server's deadline from now."""
         metrics = self.metrics
+        if deadline is None:
+            deadline = self.deadline(time.perf_counter())
+        if self._in_flight >= self.settings.max_in_flight:
+            # Refused before any work: a flood costs one comparison per excess request.
+            exc = self._shed(
+                Overloaded(
+                    f"the server is at its limit of {self.settings.max_in_flight} requests in "
+                    "flight; retry later",
+                    self.settings.retry_after_s,
+                    "queue_full",
+                )
+            )
+            self.count_failure(exc)
+            raise exc
         self._in_flight += 1
         self._idle.clear()
         metrics.in_flight.inc()
@@ -279,9 +327,17 @@ class DataPlane:
             feeds = self._feeds(model, request)
             selected = self._selected_outputs(model, request)
             try:
-                execution = await self._execute(feeds, request)
+                execution = await self._execute(feeds, request, deadline)
             except InferenceError:
                 raise
+            except DeadlineExceeded as exc:
+                raise self._shed(
+                    Overloaded(
+                        f"the model was busy: {exc}; retry later",
+                        self.settings.retry_after_s,
+                        "deadline",
+                    )
+                ) from None
             except Exception as exc:
                 if _client_error_from_ort(exc):
                     raise BadRequest(f"the model rejected the inputs: {exc}") from exc
@@ -342,7 +398,8 @@ class DataPlane:
         self.check_model(name, version)
         if not self.predictions.enabled and self.ledger is None:
             raise BadRequest(
-                "feedback is off: --feedback-max-entries or --feedback-retention-s is 0 and "
+                "feedback is off: --feedback-max-entries, --feedback-max-bytes or "
+                "--feedback-retention-s is 0 and "
                 "there is no --feedback-key-file"
             )
         return apply_feedback(self.predictions, self.metrics, parse_feedback(body), self.ledger)

@@ -37,3 +37,15 @@ class NotReady(InferenceError):
     """The model is warming up or the server is draining."""
 
     status = 503
+
+
+class Overloaded(InferenceError):
+    """Refused without running: too many requests admitted already, or the request's deadline
+    passed before the model was free. The client may retry after `retry_after_s`."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after_s: int, reason: str) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.reason = reason  # "queue_full" | "deadline": the shed counter's label

@@ -79,8 +79,28 @@ def _same_label(prediction: Scalar | StringDigest, label: Any) -> bool:
     return float(prediction) == float(label)
 
 
+# What one held prediction costs beyond its values, in bytes of Python objects: the ordered
+# dict's node, the Prediction, its tuple and the id string's header. An estimate, kept on the
+# high side so the byte bound errs towards less memory.
+ENTRY_OVERHEAD_BYTES = 320
+# A number in the values tuple: its pointer and a float (small ints are shared, floats not).
+NUMBER_BYTES = 32
+# A string value: its header, plus one byte per character (more for non-ASCII: estimate).
+STRING_HEADER_BYTES = 56
+
+
+def held_bytes(request_id: str, prediction: Prediction) -> int:
+    """An estimate of the memory one held prediction takes (see ENTRY_OVERHEAD_BYTES)."""
+    values = 0
+    for value in prediction.values:
+        values += STRING_HEADER_BYTES + len(value) if isinstance(value, str) else NUMBER_BYTES
+    return ENTRY_OVERHEAD_BYTES + len(request_id) + values
+
+
 class PredictionLog:
-    """Predictions by request id, oldest first; bounded by count and age."""
+    """Predictions by request id, oldest first; bounded by count, by (estimated) bytes and by
+    age. Ids are the client's and outputs may have many rows: a count alone does not bound
+    memory."""
 
     def __init__(
         self,
@@ -88,17 +108,20 @@ class PredictionLog:
         *,
         max_entries: int,
         retention_s: float,
+        max_bytes: int = 64 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._entries: OrderedDict[str, Prediction] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Prediction, int]] = OrderedDict()
         self._metrics = metrics
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.retention_s = retention_s
         self.clock = clock
+        self.bytes = 0
 
     @property
     def enabled(self) -> bool:
-        return self.max_entries > 0 and self.retention_s > 0
+        return self.max_entries > 0 and self.retention_s > 0 and self.max_bytes > 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -108,30 +131,47 @@ class PredictionLog:
         evicted = 0
         horizon = now - self.retention_s
         while entries:
-            oldest = next(iter(entries.values()))
-            if len(entries) <= self.max_entries and oldest.at >= horizon:
+            oldest, cost = next(iter(entries.values()))
+            within = len(entries) <= self.max_entries and self.bytes <= self.max_bytes
+            if within and oldest.at >= horizon:
                 break
             entries.popitem(last=False)
+            self.bytes -= cost
             evicted += 1
         if evicted:
             self._metrics.predictions_evicted.inc(evicted)
 
+    def _publish(self) -> None:
+        self._metrics.predictions_held.set(len(self._entries))
+        self._metrics.predictions_held_bytes.set(self.bytes)
+
     def record(self, request_id: str, prediction: Prediction) -> None:
         """Keep `prediction` under `request_id`; a repeated id replaces the older prediction."""
         entries = self._entries
-        entries.pop(request_id, None)
-        entries[request_id] = prediction
-        if len(entries) > self.max_entries or (
-            self.retention_s and next(iter(entries.values())).at < prediction.at - self.retention_s
+        replaced = entries.pop(request_id, None)
+        if replaced is not None:
+            self.bytes -= replaced[1]
+        cost = held_bytes(request_id, prediction)
+        entries[request_id] = (prediction, cost)
+        self.bytes += cost
+        if (
+            len(entries) > self.max_entries
+            or self.bytes > self.max_bytes
+            or (
+                self.retention_s
+                and next(iter(entries.values()))[0].at < prediction.at - self.retention_s
+            )
         ):
             self._evict(prediction.at)
-        self._metrics.predictions_held.set(len(entries))
+        self._publish()
 
     def take(self, request_id: str) -> Prediction | None:
         self._evict(self.clock())
         found = self._entries.pop(request_id, None)
-        self._metrics.predictions_held.set(len(self._entries))
-        return found
+        if found is not None:
+            self.bytes -= found[1]
+        self._publish()
+        return found[0] if found is not None else None
 
 
 # The answer names the first few labels that did not count, not all: a body may hold thousands.

@@ -18,7 +18,7 @@ from modelship_runtime.server.datatypes import (
     encode_bytes_tensor,
     numpy_dtype,
 )
-from modelship_runtime.server.errors import BadRequest, InferenceError
+from modelship_runtime.server.errors import BadRequest, InferenceError, Overloaded
 from modelship_runtime.server.protocol import InferenceRequest, RequestedOutput, Tensor
 from modelship_runtime.server.rest_codec import MAX_ELEMENTS
 
@@ -176,7 +176,13 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):  # type:
         self.dp = dataplane
 
     async def _fail(self, context: Any, exc: InferenceError) -> None:
-        await context.abort(_STATUS.get(exc.status, grpc.StatusCode.INTERNAL), exc.message)
+        code = _STATUS.get(exc.status, grpc.StatusCode.INTERNAL)
+        if isinstance(exc, Overloaded):
+            # UNAVAILABLE is the code gRPC clients retry; the trailer says when (as REST's
+            # Retry-After header does).
+            retry = (("retry-after", str(exc.retry_after_s)),)
+            await context.abort(code, exc.message, trailing_metadata=retry)
+        await context.abort(code, exc.message)
 
     async def ServerLive(self, request: Any, context: Any) -> Any:
         return service_pb2.ServerLiveResponse(live=self.dp.live)
@@ -244,8 +250,10 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):  # type:
             except InferenceError as exc:
                 self.dp.count_failure(exc)
                 raise
+            # gRPC's own deadline, when the client set one (time_remaining() is None otherwise).
+            deadline = self.dp.deadline(started, context.time_remaining())
             response = await self.dp.infer(
-                request.model_name, request.model_version or None, decoded
+                request.model_name, request.model_version or None, decoded, deadline
             )
             out_tensor = service_pb2.ModelInferResponse.InferOutputTensor
             return service_pb2.ModelInferResponse(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -32,6 +32,8 @@ def batch_buckets() -> tuple[float, ...]:
 
 
 OUTCOMES = ("success", "client_error", "server_error")
+# Why a request was refused without running (errors.Overloaded.reason).
+SHED_REASONS = ("queue_full", "deadline")
 # Labels of every series; docs/metrics.md is their contract with dashboards and alerts.
 IDENTITY = ["model", "revision", "variant"]
 # Accuracy counters are kept per (revision, variant) that made the prediction, which a signed
@@ -126,6 +128,9 @@ class RuntimeMetrics(Collector):
         self.inference_seconds = FastHistogram(latency)
         self.batch_size = FastHistogram(batch_buckets())
         self.in_flight = FastGauge()
+        self.shed = {r: FastCounter() for r in SHED_REASONS}
+        # Admitted requests not yet running; read at scrape time from whoever queues them.
+        self.queue_depth: Callable[[], int] = lambda: 0
         self.ready = FastGauge()
         # This pod's own series come first and always exist; others only once a token names them.
         self.own_accuracy = AccuracyCounters()
@@ -135,6 +140,7 @@ class RuntimeMetrics(Collector):
         self.feedback_unknown = FastCounter()
         self.feedback_invalid = FastCounter()
         self.predictions_held = FastGauge()
+        self.predictions_held_bytes = FastGauge()
         self.predictions_evicted = FastCounter()
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(self)
@@ -203,6 +209,20 @@ class RuntimeMetrics(Collector):
             "Inference requests being served right now.",
             self.in_flight.value,
         )
+        shed = CounterMetricFamily(
+            "modelship_requests_shed",
+            "Inference requests refused with 503 without running, by reason: queue_full "
+            "(max in flight reached) or deadline (could not start in time).",
+            labels=[*IDENTITY, "reason"],
+        )
+        for reason, counter in self.shed.items():
+            shed.add_metric([*self.labels, reason], counter.value)
+        yield shed
+        yield self._gauge(
+            "modelship_queue_depth",
+            "Admitted inference requests waiting for the model, not yet running.",
+            self.queue_depth(),
+        )
         yield self._gauge(
             "modelship_ready",
             "1 when the model is warmed up and accepting requests.",
@@ -245,9 +265,15 @@ class RuntimeMetrics(Collector):
             "Predictions kept in memory waiting for a label.",
             self.predictions_held.value,
         )
+        yield self._gauge(
+            "modelship_feedback_predictions_held_bytes",
+            "Estimated memory of the predictions kept waiting for a label (bounded by "
+            "--feedback-max-bytes).",
+            self.predictions_held_bytes.value,
+        )
         yield self._counter(
             "modelship_feedback_predictions_evicted",
-            "Predictions dropped unlabelled because of retention or the entry limit.",
+            "Predictions dropped unlabelled because of retention, the entry or the byte limit.",
             self.predictions_evicted.value,
         )
 

@@ -14,6 +14,7 @@ from modelship_runtime.server.errors import (
     BadRequest,
     InferenceError,
     ModelNotFound,
+    Overloaded,
     PayloadTooLarge,
 )
 from modelship_runtime.server.rest_codec import decode_request, encode_response
@@ -28,6 +29,8 @@ Send = Callable[[Message], Awaitable[None]]
 JSON = b"application/json"
 OCTET = b"application/octet-stream"
 HEADER_LENGTH = b"inference-header-content-length"
+# A client's own deadline for its request, in milliseconds (the server's --deadline-ms caps it).
+DEADLINE_HEADER = b"x-modelship-deadline-ms"
 
 
 class _MethodNotAllowed(InferenceError):
@@ -49,7 +52,10 @@ async def _respond(
 
 
 async def _error(send: Send, exc: InferenceError) -> None:
-    await _respond(send, exc.status, orjson.dumps({"error": exc.message}))
+    extra = None
+    if isinstance(exc, Overloaded):
+        extra = [(b"retry-after", str(exc.retry_after_s).encode())]
+    await _respond(send, exc.status, orjson.dumps({"error": exc.message}), extra=extra)
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -186,10 +192,11 @@ class RestApp:
                             "Inference-Header-Content-Length is not an integer"
                         ) from None
                 request = decode_request(body, header_length)
+                requested = _requested_deadline(scope)
             except InferenceError as exc:
                 dp.count_failure(exc)
                 raise
-            response = await dp.infer(name, version, request)
+            response = await dp.infer(name, version, request, dp.deadline(started, requested))
             payload, json_length = encode_response(response, request)
             if json_length is None:
                 await _respond(send, 200, payload)
@@ -198,6 +205,20 @@ class RestApp:
                 await _respond(send, 200, payload, OCTET, length)
         finally:
             dp.observe_request(started)
+
+
+def _requested_deadline(scope: Scope) -> float | None:
+    """The client's own deadline in seconds (DEADLINE_HEADER, milliseconds), if it sent one."""
+    raw = _header(scope, DEADLINE_HEADER)
+    if raw is None:
+        return None
+    try:
+        ms = float(raw)
+    except ValueError:
+        raise BadRequest(f"{DEADLINE_HEADER.decode()} is not a number of milliseconds") from None
+    if not ms > 0:
+        raise BadRequest(f"{DEADLINE_HEADER.decode()} must be a positive number of milliseconds")
+    return ms / 1000.0
 
 
 def _expect(method: str, allowed: str) -> None:

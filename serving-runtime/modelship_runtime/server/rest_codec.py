@@ -68,13 +68,14 @@ def _json_tensor(
         array: npt.NDArray[Any] = np.empty(len(items), dtype=np.object_)
         array[:] = items
     else:
+        dtype = numpy_dtype(datatype)
         try:
-            array = np.asarray(data, dtype=numpy_dtype(datatype))
+            if dtype.kind in "iu":
+                array = _integers(data, dtype, datatype, where)
+            else:
+                array = np.asarray(data, dtype=dtype)
         except (ValueError, TypeError, OverflowError) as exc:
             raise BadRequest(f"{where}: 'data' does not hold {datatype} values ({exc})") from None
-        # numpy would silently truncate 1.5 to 1; an integer tensor must get integers.
-        if array.dtype.kind in "iu" and any(isinstance(v, float) for v in _first_leaves(data)):
-            raise BadRequest(f"{where}: 'data' holds floats for an integer datatype {datatype}")
     if array.size != count:
         raise BadRequest(
             f"{where}: 'data' has {array.size} elements but shape {list(shape)} needs {count}"
@@ -82,17 +83,40 @@ def _json_tensor(
     return array.reshape(shape)
 
 
-def _first_leaves(data: list[Any], limit: int = 64) -> list[Any]:
-    leaves: list[Any] = []
+def _integers(data: list[Any], dtype: np.dtype[Any], datatype: str, where: str) -> npt.NDArray[Any]:
+    """An integer tensor from JSON, every value checked: numpy would silently truncate 1.5 to
+    1 and wrap 300 into an INT8. Parsed once without a dtype (in C), so a single float or an
+    out-of-range value anywhere shows in the inferred type or in the extremes."""
+    raw = np.asarray(data)
+    if raw.dtype.kind == "f" and dtype == np.uint64 and not _any_float(data):
+        # numpy infers float64 for integers past INT64's range: UINT64's upper half. Converted
+        # directly, numpy itself refuses what UINT64 cannot hold.
+        return np.asarray(data, dtype=dtype)
+    if raw.dtype.kind == "f":
+        raise BadRequest(f"{where}: 'data' holds floats for an integer datatype {datatype}")
+    if raw.dtype.kind not in "iub":
+        raise BadRequest(f"{where}: 'data' does not hold {datatype} values")
+    if raw.size and raw.dtype.kind != "b":
+        info = np.iinfo(dtype)
+        low, high = int(raw.min()), int(raw.max())
+        if low < info.min or high > info.max:
+            raise BadRequest(
+                f"{where}: 'data' holds {low if low < info.min else high}, out of {datatype}'s "
+                f"range [{info.min}, {info.max}]"
+            )
+    return raw.astype(dtype, copy=False)
+
+
+def _any_float(data: list[Any]) -> bool:
+    """Whether any leaf of nested lists is a float (walked in Python: only on the rare path)."""
     stack = [data]
-    while stack and len(leaves) < limit:
-        node = stack.pop()
-        for item in node:
+    while stack:
+        for item in stack.pop():
             if isinstance(item, list):
                 stack.append(item)
-            else:
-                leaves.append(item)
-    return leaves
+            elif isinstance(item, float):
+                return True
+    return False
 
 
 def _binary_tensor(

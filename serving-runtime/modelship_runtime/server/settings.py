@@ -42,8 +42,18 @@ class ServerSettings(BaseModel):
     inline_threshold_ms: float = Field(default=1.0, ge=0.0)
 
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # Admission: requests admitted at once (running and queued); more get 503 at once, so a
+    # flood sheds instead of queueing without bound.
+    max_in_flight: int = Field(default=128, ge=1, le=1_000_000)
+    # A request that cannot start within this long gets 503 and never runs. A client may ask
+    # for less (REST header DEADLINE_HEADER, gRPC's own deadline), never for more.
+    deadline_ms: float = Field(default=30_000.0, gt=0.0, le=3_600_000.0)
+    # The Retry-After of a 503 from admission or a deadline, in whole seconds.
+    retry_after_s: int = Field(default=1, ge=0, le=3600)
 
     feedback_max_entries: int = Field(default=50_000, ge=0)
+    # Estimated bytes of predictions held for labels (feedback.held_bytes); the oldest go first.
+    feedback_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     feedback_retention_s: float = Field(default=3600.0, ge=0.0)
     feedback_max_rows: int = Field(default=1024, ge=1)
     feedback_output: str | None = None

@@ -9,6 +9,7 @@ import pytest
 from modelship import api, rollout
 from modelship.analysis import checks
 from modelship.rollout import Pods
+from modelship.scaling import report
 from modelship.timestamps import format_time
 
 from .conftest import make_md
@@ -247,3 +248,31 @@ def test_missing_data_holds_then_pauses_and_never_rolls_back() -> None:
         now=NOW,
     )
     assert promoted.canary is not None and promoted.canary.step == 2
+
+
+@pytest.mark.parametrize(
+    ("desired", "weight_index", "split"),
+    [
+        pytest.param(8, 0, (2, 6), id="25% of the autoscaler's 8"),
+        pytest.param(2, 0, (1, 1), id="a canary keeps one pod however few the total"),
+        pytest.param(8, 1, (4, 4), id="50% of 8"),
+    ],
+)
+def test_during_a_canary_the_autoscalers_count_is_shared_by_weight(
+    desired: int, weight_index: int, split: tuple[int, int]
+) -> None:
+    autoscaled = make_md(
+        {
+            "model": {"uri": "s3://m/model.onnx"},
+            "scaling": {"maxReplicas": 10, "targets": {"concurrencyPerReplica": 2}},
+            "rollout": {"steps": [25, 50, 100], "interval": "10s"},
+        }
+    )
+    decided = api.AutoscalingStatus(desired_replicas=desired, evaluated_at=ago(0))
+    served = report.served(autoscaled, decided)
+    canary, stable = split
+    prior = at_step(weight_index, ago(1), (canary, stable))
+    step = run(prior, Pods(canary, canary, True), Pods(stable, stable, True), md=served)
+    assert step.canary is not None
+    assert (step.canary.canary_replicas, step.canary.stable_replicas) == split
+    assert (step.canary_replicas, step.stable_replicas) == split

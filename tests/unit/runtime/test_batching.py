@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pytest
-from modelship_runtime.server.batching import Batcher, BatchError, Feeds, batch_key
+from modelship_runtime.server.batching import (
+    Batcher,
+    BatchError,
+    DeadlineExceeded,
+    Feeds,
+    batch_key,
+)
 
 from tests.support.waiting import wait_until_async
 
@@ -125,7 +132,38 @@ async def test_close_fails_waiting_requests() -> None:
         gate.set()
         with pytest.raises(RuntimeError, match="shutting down"):
             await second
-        first.cancel()
+        # The request of the batch that was running when the workers stopped gets an answer
+        # too, instead of waiting forever.
+        with pytest.raises(RuntimeError, match="shutting down"):
+            await asyncio.wait_for(first, 5)
+
+
+async def test_a_request_that_fails_in_a_merged_batch_fails_alone() -> None:
+    def run(feeds: Feeds) -> list[np.ndarray[Any, Any]]:
+        x = feeds["x"]
+        if np.isnan(x).any():
+            raise ValueError("NaN in the input")
+        return [x * 2]
+
+    batches: list[int] = []
+
+    def recording(feeds: Feeds) -> list[np.ndarray[Any, Any]]:
+        batches.append(feeds["x"].shape[0])
+        return run(feeds)
+
+    with ThreadPoolExecutor(1) as pool:
+        batcher = Batcher(recording, pool, max_batch_size=8, max_delay_s=0.05)
+        values = [1.0, float("nan"), 3.0, 4.0]
+        items = [({"x": np.full((1, 2), v, np.float32)}, "k") for v in values]
+        results = await asyncio.gather(
+            *(batcher.submit(f, k) for f, k in items), return_exceptions=True
+        )
+        await batcher.close()
+    assert batches[0] == 4  # they did share a batch
+    assert isinstance(results[1], ValueError)
+    for index in (0, 2, 3):
+        assert not isinstance(results[index], BaseException), results[index]
+        np.testing.assert_array_equal(results[index].outputs[0], np.full((1, 2), 2 * values[index]))
 
 
 async def test_a_lone_request_does_not_wait_out_the_delay() -> None:
@@ -137,3 +175,38 @@ async def test_a_lone_request_does_not_wait_out_the_delay() -> None:
         result = await asyncio.wait_for(batcher.submit(x, batch_key(x, b"")), timeout=10)
         await batcher.close()
     assert result.batch_size == 1
+
+
+async def test_a_request_still_queued_at_its_deadline_never_runs() -> None:
+    gate, started = threading.Event(), threading.Event()
+    ran: list[float] = []
+
+    def run(feeds: Feeds) -> list[np.ndarray[Any, Any]]:
+        started.set()
+        gate.wait(10)
+        ran.append(float(feeds["x"][0, 0]))
+        return [feeds["x"]]
+
+    with ThreadPoolExecutor(1) as pool:
+        batcher = Batcher(run, pool, max_batch_size=1, max_delay_s=0.001)
+        first = asyncio.ensure_future(batcher.submit({"x": np.full((1, 1), 1.0)}, "k"))
+
+        async def running() -> bool:
+            return started.is_set()  # the model is busy with the first
+
+        await wait_until_async(running, timeout=5, interval=0.001, what="the first running")
+        # Its deadline has passed by the time the busy model could take it.
+        late = asyncio.ensure_future(
+            batcher.submit({"x": np.full((1, 1), 2.0)}, "k", deadline=time.perf_counter() - 1)
+        )
+
+        async def queued() -> bool:
+            return len(batcher._pending) == 1
+
+        await wait_until_async(queued, timeout=5, interval=0.001, what="the late one queued")
+        gate.set()
+        assert (await first).outputs[0][0, 0] == 1.0
+        with pytest.raises(DeadlineExceeded, match="could not start within its deadline"):
+            await late
+        await batcher.close()
+    assert ran == [1.0]  # the late request never reached the model

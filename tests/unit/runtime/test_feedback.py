@@ -9,6 +9,7 @@ from modelship_runtime.server.feedback import (
     PredictionLog,
     apply_feedback,
     extract_prediction,
+    held_bytes,
     parse_feedback,
 )
 from modelship_runtime.server.metrics import RuntimeMetrics
@@ -98,3 +99,20 @@ def test_label_of_the_wrong_length_is_invalid_not_fatal() -> None:
 def test_malformed_feedback_bodies(body: object) -> None:
     with pytest.raises(BadRequest):
         parse_feedback(body)
+
+
+def test_held_predictions_are_bounded_in_bytes_not_only_in_entries() -> None:
+    metrics = RuntimeMetrics("m", "r")
+    clock = Clock()
+    wide = np.arange(1000, dtype=np.float32)  # one prediction of 1000 rows
+    cost = held_bytes("r0", extract_prediction(wide, "auto", 1000, 0.0))  # type: ignore[arg-type]
+    log = PredictionLog(metrics, max_entries=1000, retention_s=60, max_bytes=3 * cost, clock=clock)
+    for i in range(10):
+        log.record(f"r{i}", extract_prediction(wide, "auto", 1000, clock.now))  # type: ignore[arg-type]
+    # Far under the entry limit, but only three of these fit the byte bound: the oldest went.
+    assert len(log) == 3 and log.bytes <= 3 * cost
+    assert log.take("r6") is None and log.take("r9") is not None
+    assert metrics.predictions_held_bytes.value == log.bytes == 2 * cost
+    assert metrics.predictions_evicted.value == 7
+    # A thousand-row float prediction is estimated at tens of kilobytes, not a few hundred bytes.
+    assert cost > 30_000

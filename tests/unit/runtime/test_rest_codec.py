@@ -159,3 +159,38 @@ def test_binary_data_output_parameter_defaults_every_output() -> None:
     response = InferenceResponse("m", "1", [Tensor("a", "FP16", np.ones(2, np.float16))])
     body, json_length = encode_response(response, request)
     assert json_length is not None and len(body) - json_length == 4
+
+
+def _int_request(datatype: str, data: list[object]) -> bytes:
+    shape = list(np.asarray(data, dtype=object).shape)
+    doc = {"inputs": [{"name": "x", "datatype": datatype, "shape": shape, "data": data}]}
+    return _json(doc)
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "fragment"),
+    [
+        # Beyond the 64 values the old check looked at (nested rows, the first one last).
+        pytest.param("INT64", [[1.5]] + [[1]] * 70, "floats", id="a float among 71 rows"),
+        pytest.param("INT32", [1, 2, 2.0], "floats", id="an integral float is still a float"),
+        pytest.param("INT8", [1] * 70 + [300], "out of INT8's range", id="wrapped by numpy"),
+        pytest.param("UINT8", [3, -1], "out of UINT8's range", id="negative for unsigned"),
+        pytest.param("INT32", [1, "2"], "does not hold INT32", id="a string"),
+        pytest.param("UINT64", [2**64 - 1, 1.5], "floats", id="a float beside UINT64's top"),
+    ],
+)
+def test_integer_tensors_check_every_value(
+    datatype: str, data: list[object], fragment: str
+) -> None:
+    with pytest.raises(BadRequest, match=fragment):
+        decode_request(_int_request(datatype, data), None)
+
+
+def test_integer_tensors_keep_their_values() -> None:
+    top = decode_request(_int_request("UINT64", [0, 2**64 - 1]), None).inputs[0].data
+    assert top.dtype == np.uint64 and top.tolist() == [0, 2**64 - 1]
+    request = decode_request(_int_request("INT16", [-32768, 0, 32767]), None)
+    array = request.inputs[0].data
+    assert array.dtype == np.int16 and array.tolist() == [-32768, 0, 32767]
+    booleans = decode_request(_int_request("UINT8", [True, False]), None).inputs[0].data
+    assert booleans.tolist() == [1, 0]
