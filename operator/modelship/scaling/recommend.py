@@ -12,10 +12,11 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+# The API's ceiling on replicas: the bound when spec.scaling.maxReplicas is unset.
+from modelship.api import REPLICAS_LIMIT
+
 Signal = Literal["concurrencyPerReplica", "requestsPerSecondPerReplica", "p95LatencyMs"]
 
-# The API's ceiling on replicas: the bound when spec.scaling.maxReplicas is unset.
-REPLICAS_LIMIT = 1000
 # A ratio computed from floats (1.1 / 0.1 = 11.000000000000002) must not round up a replica.
 _EPSILON = 1e-9
 # History entries kept at most; beyond it the two oldest merge (see _record).
