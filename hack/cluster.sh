@@ -103,6 +103,26 @@ EOF
   chmod 600 "$out"
 }
 
+# client_credentials KUBECONFIG FILE CN: a host component's own client certificate (user CN,
+# signed by the cluster CA like every other component's; kept across restarts like pki.sh's)
+# and its kubeconfig.
+client_credentials() {
+  local out=$1 name=$PKI/$2 cn=$3
+  if [[ ! -f $name.crt ]]; then
+    local ext
+    ext=$(mktemp)
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+      "extendedKeyUsage=clientAuth" >"$ext"
+    openssl genrsa -out "$name.key" 2048 2>/dev/null
+    chmod 600 "$name.key"
+    openssl req -new -key "$name.key" -subj "/CN=$cn" -out "$name.csr" 2>/dev/null
+    openssl x509 -req -in "$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+      -days 3650 -sha256 -extfile "$ext" -out "$name.crt" 2>/dev/null
+    rm -f "$name.csr" "$ext"
+  fi
+  kubeconfig "$out" "$2"
+}
+
 ensure_node_address() {
   if ! ip link show "$NODE_IF" >/dev/null 2>&1; then
     ip link add "$NODE_IF" type bridge
@@ -218,6 +238,18 @@ else
   monitoring_status() { :; }
 fi
 
+# ------------------------------------------------------------------ gateway --
+
+# The Gateway routes to pods, so it needs the node; set_endpoints comes with the metrics plane.
+if [[ $WITH_NODE == 1 && -f $here/gateway.sh && -f $here/monitoring.sh ]]; then
+  # shellcheck source=gateway.sh
+  source "$here/gateway.sh"
+else
+  gateway_up() { :; }
+  gateway_down() { :; }
+  gateway_status() { :; }
+fi
+
 # ----------------------------------------------------------------- commands --
 
 cmd_up() {
@@ -234,12 +266,14 @@ cmd_up() {
   log "control plane ready in $((SECONDS - t0))s"
   node_up
   monitoring_up
+  gateway_up
   log "cluster up in $((SECONDS - t0))s"
   echo "kubeconfig: $KUBECONFIG_ADMIN"
   echo "  export KUBECONFIG=$KUBECONFIG_ADMIN"
 }
 
 cmd_down() {
+  gateway_down
   monitoring_down
   node_down
   local i
@@ -268,6 +302,7 @@ cmd_status() {
   check kube-scheduler component_healthy 10259
   node_status || bad=1
   monitoring_status || bad=1
+  gateway_status || bad=1
   if alive kube-apiserver; then
     echo "server version: $(curl_api /version | sed -n 's/.*"gitVersion": "\(.*\)".*/\1/p')"
   fi

@@ -33,23 +33,9 @@ prometheus_pod_ready() {
     -o jsonpath='{.items[*].status.conditions[?(@.type=="Ready")].status}' | grep -q True
 }
 
-# The operator's own client certificate (a user bound to its ClusterRole below), signed by the
-# cluster CA like every other component's; kept across restarts like pki.sh's.
+# The operator's own client certificate: a user bound to its ClusterRole below.
 ensure_prom_operator_credentials() {
-  local name=$PKI/prometheus-operator
-  if [[ ! -f $name.crt ]]; then
-    local ext
-    ext=$(mktemp)
-    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
-      "extendedKeyUsage=clientAuth" >"$ext"
-    openssl genrsa -out "$name.key" 2048 2>/dev/null
-    chmod 600 "$name.key"
-    openssl req -new -key "$name.key" -subj "/CN=modelship:prometheus-operator" -out "$name.csr" 2>/dev/null
-    openssl x509 -req -in "$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
-      -days 3650 -sha256 -extfile "$ext" -out "$name.crt" 2>/dev/null
-    rm -f "$name.csr" "$ext"
-  fi
-  kubeconfig "$PROM_OPERATOR_KUBECONFIG" prometheus-operator
+  client_credentials "$PROM_OPERATOR_KUBECONFIG" prometheus-operator "modelship:prometheus-operator"
 }
 
 # Server-side: the Prometheus CRD is larger than client-side apply's annotation allows.

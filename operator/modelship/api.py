@@ -47,6 +47,8 @@ URI_PATTERN = (
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+# Gateway API's Hostname: a DNS name, optionally with one leading wildcard label.
+HOSTNAME_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 Quantity = Annotated[
     int | str,
@@ -520,6 +522,9 @@ class ParentRef(Model):
     )
 
 
+Hostname = Annotated[str, Field(min_length=1, max_length=253, pattern=HOSTNAME_PATTERN)]
+
+
 class TrafficRouter(Model):
     """How traffic is split between stable and canary."""
 
@@ -538,10 +543,19 @@ class TrafficRouter(Model):
 
     type: Literal["gatewayAPI", "replicas"] = Field(
         default="replicas",
-        description="gatewayAPI weights an HTTPRoute; replicas splits by replica ratio.",
+        description="gatewayAPI weights an HTTPRoute's backends exactly; replicas splits by "
+        "replica ratio.",
     )
     parent_refs: list[ParentRef] = Field(
         default_factory=list, max_length=8, description="Gateways of the HTTPRoute (gatewayAPI)."
+    )
+    hostnames: list[Hostname] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Hostnames the routes answer (gatewayAPI); none: any host. gRPC through "
+        "the Gateway needs one (the model's name travels in the gRPC message, not its path, "
+        "so a GRPCRoute is made only for a model with its own hostnames).",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
 
 
@@ -827,6 +841,13 @@ class Canary(Model):
     )
     canary_replicas: int = Field(default=0, ge=0, description="Pods the step gives the canary.")
     stable_replicas: int = Field(default=0, ge=0, description="Pods the step leaves the stable.")
+    traffic_weight: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="gatewayAPI: percent of requests the routes send the canary now (the step's "
+        "weight once its pods are ready; exact).",
+    )
     paused: bool = Field(default=False, description="Held by spec.rollout.paused.")
     held_by_analysis: bool = Field(
         default=False,
@@ -1013,6 +1034,12 @@ class ModelDeploymentStatus(Model):
         default=None, description="Label selector of the serving pods (scale subresource)."
     )
     url: str | None = Field(default=None, description="In-cluster inference URL of the model.")
+    gateway_url: str | None = Field(
+        default=None,
+        alias="gatewayURL",
+        description="Inference URL of the model through its Gateway (gatewayAPI), from the "
+        "Gateway's address and listener.",
+    )
     monitoring: MonitoringStatus | None = Field(
         default=None, description="Monitoring objects created for spec.monitoring."
     )

@@ -29,6 +29,9 @@ _RESOURCES: dict[str, tuple[str, str]] = {
     "Secret": ("/api/v1", "secrets"),
     "PodMonitor": ("/apis/monitoring.coreos.com/v1", "podmonitors"),
     "PrometheusRule": ("/apis/monitoring.coreos.com/v1", "prometheusrules"),
+    "HTTPRoute": ("/apis/gateway.networking.k8s.io/v1", "httproutes"),
+    "GRPCRoute": ("/apis/gateway.networking.k8s.io/v1", "grpcroutes"),
+    "Gateway": ("/apis/gateway.networking.k8s.io/v1", "gateways"),
     api.KIND: (f"/apis/{api.GROUP}/{api.VERSION}", api.PLURAL),
 }
 
@@ -186,6 +189,8 @@ class KubeClient:
     @_uses("", "configmaps", "delete")
     @_uses("apps", "deployments", "delete")
     @_uses("", "services", "delete")
+    @_uses("gateway.networking.k8s.io", "httproutes", "delete")
+    @_uses("gateway.networking.k8s.io", "grpcroutes", "delete")
     async def delete_optional(self, kind: str, namespace: str, name: str) -> None:
         """Delete a child (a monitoring child switched off, a revision no longer kept); absent
         (or its kind no longer served) is fine."""
@@ -201,6 +206,8 @@ class KubeClient:
     @_uses("monitoring.coreos.com", "podmonitors", "create", "patch")
     @_uses("monitoring.coreos.com", "prometheusrules", "create", "patch")
     @_uses("", "configmaps", "create", "patch")
+    @_uses("gateway.networking.k8s.io", "httproutes", "create", "patch")
+    @_uses("gateway.networking.k8s.io", "grpcroutes", "create", "patch")
     async def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply one child with the operator's field manager."""
         meta = obj["metadata"]
@@ -230,6 +237,9 @@ class KubeClient:
     @_uses("monitoring.coreos.com", "podmonitors", "get")
     @_uses("monitoring.coreos.com", "prometheusrules", "get")
     @_uses("", "configmaps", "get")
+    @_uses("gateway.networking.k8s.io", "httproutes", "get")
+    @_uses("gateway.networking.k8s.io", "grpcroutes", "get")
+    @_uses("gateway.networking.k8s.io", "gateways", "get")
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """Read one object; None when it does not exist. Raises ApiError with `kind_missing`
         when the cluster does not serve the kind at all (a CRD not installed)."""

@@ -42,6 +42,11 @@ def service_name(md_name: str) -> str:
     return md_name
 
 
+def route_name(md_name: str) -> str:
+    """Name the model's HTTPRoute and GRPCRoute (gatewayAPI router)."""
+    return md_name
+
+
 def monitoring_name(md_name: str) -> str:
     """Name the PodMonitor and PrometheusRule (the Prometheus job becomes <namespace>/<name>)."""
     return md_name

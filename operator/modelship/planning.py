@@ -9,7 +9,7 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelship import api, monitoring, naming, render, rollout
+from modelship import api, monitoring, naming, render, rollout, traffic
 from modelship import pods as podstate
 from modelship.analysis.checks import IntervalVerdict
 from modelship.builds import ObservedJob, stale_jobs
@@ -42,6 +42,8 @@ class Observed:
     monitoring: tuple[ObservedChild, ...] = ()
     # Every serving pod of the model (what failing pods report; pods stuck before starting).
     pods: tuple[dict[str, Any], ...] = ()
+    # The routes and Gateways (read only when traffic.observed_needed).
+    gateway: traffic.Observed | None = None
 
     def job(self, revision: str) -> ObservedJob | None:
         """The build Job of a revision, if any."""
@@ -87,6 +89,8 @@ class Plan:
             + len(rev.apply)
             + len(rev.scale)
             + len(rev.delete)
+            + len(rev.routes)
+            + len(rev.drop_routes)
             + len(mon.apply)
             + len(mon.delete)
         )
@@ -133,6 +137,7 @@ def plan(
         action=action,
         canary_before=prior.canary,
         measured=measured,
+        gateway=observed.gateway,
         settings=settings,
         now=now,
     )

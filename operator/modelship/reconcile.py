@@ -22,6 +22,7 @@ from modelship import (
     revisions,
     rollout,
     status,
+    traffic,
 )
 from modelship.analysis.checks import IntervalVerdict, judge_interval, run_checks
 from modelship.analysis.queries import Scope, plan_queries
@@ -201,6 +202,7 @@ class Reconciler:
 
         services = ours(services_raw)
         entry = naming.service_name(md.name)
+        gateway = await self._observe_gateway(md) if traffic.observed_needed(md) else None
         return planning.Observed(
             jobs=tuple(builds.ObservedJob.from_body(j) for j in ours(jobs_raw)),
             serving=revisions.Serving(
@@ -212,6 +214,35 @@ class Reconciler:
             ),
             monitoring=tuple(children),
             pods=tuple(pods_raw),
+            gateway=gateway,
+        )
+
+    async def _observe_gateway(self, md: api.ModelDeployment) -> traffic.Observed:
+        """The model's routes (ours; another owner's are named, never touched) and the
+        Gateways they attach to."""
+        name = naming.route_name(md.name)
+        try:
+            bodies = await asyncio.gather(
+                *(self.client.get(kind, md.namespace, name) for kind in traffic.ROUTE_KINDS)
+            )
+            found = await asyncio.gather(
+                *(self.client.get("Gateway", ns, gw) for ns, gw in traffic.gateways(md))
+            )
+        except ApiError as exc:
+            if exc.kind_missing:
+                return traffic.Observed(served=False)
+            raise
+        routes: dict[traffic.RouteKind, traffic.ObservedRoute | None] = {}
+        foreign: list[str] = []
+        for kind, body in zip(traffic.ROUTE_KINDS, bodies, strict=True):
+            ours = body is not None and naming.owned_by(body, md.uid)
+            if body is not None and not ours:
+                foreign.append(f"{kind} {md.namespace}/{name}")
+            routes[kind] = traffic.ObservedRoute.from_body(body) if body and ours else None
+        return traffic.Observed(
+            routes=routes,
+            gateways=dict(zip(traffic.gateways(md), found, strict=True)),
+            foreign=tuple(foreign),
         )
 
     async def _observe_child(
@@ -356,6 +387,11 @@ class Reconciler:
     ) -> dict[str, revisions.ObservedDeployment]:
         """Carry out the revision plan; returns every serving Deployment as it is now."""
         deployments = {d.name: d for d in observed.serving.deployments}
+        # The routes first: a revision leaves them before any of its pods is scaled down.
+        for obj in plan.routes:
+            await self.client.apply(obj)
+        for kind, name in plan.drop_routes:
+            await self.client.delete_optional(kind, md.namespace, name)
         for obj in plan.apply:
             result = await self.client.apply(obj)
             if obj["kind"] == "Deployment":
@@ -471,6 +507,8 @@ class Reconciler:
             retired=plan.revisions.retired,
             canary=plan.revisions.canary,
             decision=plan.revisions.decision,
+            traffic=plan.revisions.traffic,
+            gateway_url=_gateway_url(md, observed.gateway),
             starting_clock=plan.revisions.starting,
             failed=plan.revisions.failed,
         )
@@ -506,6 +544,13 @@ class Reconciler:
             if log_tail is not None:
                 log_tail = log_tail[-4000:]
         return summary, log_tail
+
+
+def _gateway_url(md: api.ModelDeployment, observed: traffic.Observed | None) -> str | None:
+    gateways = traffic.gateways(md)
+    if observed is None or not gateways or not rollout.gateway_routed(md.spec):
+        return None
+    return traffic.gateway_url(md, observed.gateways.get(gateways[0]))
 
 
 def _serving_facts(seen: revisions.ObservedDeployment) -> ServingFacts:

@@ -11,7 +11,7 @@ from typing import Any
 import jinja2
 import yaml
 
-from modelship import api, naming
+from modelship import api, naming, traffic
 from modelship.settings import OperatorSettings
 
 _ENV = jinja2.Environment(
@@ -333,6 +333,13 @@ def render_revision_service(identity: naming.RevisionIdentity) -> dict[str, Any]
         http_port=naming.HTTP_PORT,
         grpc_port=naming.GRPC_PORT,
     )
+
+
+def render_routes(md: api.ModelDeployment, chosen: list[traffic.Backend]) -> list[dict[str, Any]]:
+    """Render the model's routes (gatewayAPI router) over the chosen revision backends."""
+    values = traffic.values(md, chosen)
+    templates = {"HTTPRoute": "httproute.yaml.j2", "GRPCRoute": "grpcroute.yaml.j2"}
+    return [_render(templates[kind], **values) for kind in traffic.route_kinds(md.spec)]
 
 
 def render_pod_monitor(md: api.ModelDeployment) -> dict[str, Any]:

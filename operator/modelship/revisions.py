@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from modelship import api, naming, render, rollout
+from modelship import api, naming, render, rollout, traffic
 from modelship import pods as podstate
 from modelship.analysis.checks import IntervalVerdict
 from modelship.drift import contains
@@ -108,6 +108,10 @@ class RevisionPlan:
     apply: tuple[dict[str, Any], ...] = ()
     scale: tuple[tuple[str, int], ...] = ()
     delete: tuple[tuple[str, str], ...] = ()
+    # The Gateway's routes (gatewayAPI router): applied before the rest, so a revision leaves
+    # them before its pods are scaled down, and routes no longer wanted ((kind, name)).
+    routes: tuple[dict[str, Any], ...] = ()
+    drop_routes: tuple[tuple[str, str], ...] = ()
     # The revision the model's Service selects once the plan is carried out, and its Deployment.
     stable: str | None = None
     stable_deployment: str | None = None
@@ -125,6 +129,60 @@ class RevisionPlan:
     # Seconds until the object must be reconciled again although nothing changes (a drain
     # ending, a deadline).
     requeue_after: float | None = None
+    # What the Gateway said of the routes as read (gatewayAPI router).
+    traffic: traffic.Verdict | None = None
+
+
+def _plan_routes(
+    md: api.ModelDeployment,
+    serving: Serving,
+    gateway: traffic.Observed | None,
+    verdict: traffic.Verdict | None,
+    *,
+    target: _Target | None,
+    canary: rollout.Step | None,
+    revision: str,
+) -> tuple[tuple[dict[str, Any], ...], tuple[tuple[str, str], ...], float | None]:
+    """The routes to apply (weighted over the stable and the canary's Services), the routes no
+    longer wanted, and when to look again at what the Gateway made of them."""
+    name = naming.route_name(md.name)
+    if gateway is None:
+        return (), (), None
+    wanted = traffic.route_kinds(md.spec) if rollout.gateway_routed(md.spec) else ()
+    drop = tuple(
+        (kind, name)
+        for kind, found in gateway.routes.items()
+        if found is not None and kind not in wanted
+    )
+    if not wanted or gateway.foreign or target is None or target.legacy:
+        return (), drop, None if verdict is None else rollout.ROUTE_RECHECK_SECONDS
+    if serving.revision_service(target.name) is None:
+        # Made in this reconcile: a route naming a Service not there yet is refused
+        # (BackendNotFound) and not every implementation looks again when it appears.
+        return (), drop, rollout.ROUTE_POLL_SECONDS
+    stable = (target.name, target.revision or "unknown")
+    current = naming.revision_name(md.name, revision)
+    weight, second = 0, None
+    # The canary's Service exists from an earlier reconcile before it is ever weighted.
+    if (
+        canary is not None
+        and canary.route == "both"
+        and target.name != current
+        and serving.revision_service(current) is not None
+    ):
+        second, weight = (current, revision), canary.traffic
+    apply = []
+    for body in render.render_routes(md, traffic.backends(stable, second, weight)):
+        found = gateway.routes.get(body["kind"])
+        if found is None or not contains(dict(found.body), body):
+            apply.append(body)
+    if apply:
+        return tuple(apply), drop, rollout.ROUTE_POLL_SECONDS
+    if verdict is not None and verdict.status == "True":
+        return (), drop, None
+    # Being taken up is a matter of a second; refused or unanswered waits for someone.
+    taking = verdict is not None and verdict.reason == "Programming"
+    return (), drop, rollout.ROUTE_POLL_SECONDS if taking else rollout.ROUTE_RECHECK_SECONDS
 
 
 def plan_revisions(
@@ -137,11 +195,13 @@ def plan_revisions(
     action: rollout.Action | None = None,
     canary_before: api.Canary | None = None,
     measured: IntervalVerdict | None = None,
+    gateway: traffic.Observed | None = None,
     settings: OperatorSettings,
     now: datetime.datetime,
 ) -> RevisionPlan:
     """Decide the serving children of a ModelDeployment whose current revision is `built` or
-    not yet.
+    not yet, and its routes on the Gateway (`gateway`: what was read of them, gatewayAPI
+    router only).
 
     Until every wanted pod of the current revision is ready, the revision the Service selects
     keeps serving at the wanted size. A revision not ready within its progress deadline is
@@ -167,6 +227,8 @@ def plan_revisions(
     deadline_in: float | None = None
     canary: rollout.Step | None = None
     scale: list[tuple[str, int]] = []
+    gatewayed = rollout.gateway_routed(md.spec)
+    verdict = traffic.judge(md, gateway) if gateway is not None and gatewayed else None
     if built:
         identity = naming.RevisionIdentity.of(md, revision)
         replicas = wanted
@@ -185,6 +247,7 @@ def plan_revisions(
                 before=canary_before,
                 action=action,
                 measured=measured,
+                routed=verdict.routed(identity.name) if verdict is not None else None,
                 settings=settings,
                 now=now,
             )
@@ -221,7 +284,11 @@ def plan_revisions(
                 scale.append((selected.name, canary.stable_replicas))
             if canary.route == "canary":
                 replaced, target = selected, _Target(identity.name, revision)
-            elif canary.route == "both" and _quiet(serving, {selected.name, identity.name}):
+            elif (
+                canary.route == "both"
+                and not gatewayed
+                and _quiet(serving, {selected.name, identity.name})
+            ):
                 # Only once no other revision has pods: the spanning selector would reach them.
                 target = _Target(selected.name, selected.revision, with_canary=True)
         elif selected is None:
@@ -255,6 +322,9 @@ def plan_revisions(
         ):
             apply.append(service)
 
+    routes, drop_routes, route_requeue = _plan_routes(
+        md, serving, gateway, verdict, target=target, canary=canary, revision=revision
+    )
     keep = {naming.revision_name(md.name, revision)} | ({target.name} if target else set())
     retired, slept, delete, requeue = _retire(
         serving, prior.retired, keep=keep, replaced=replaced, settings=settings, now=now
@@ -264,10 +334,15 @@ def plan_revisions(
         requeue = deadline_in if requeue is None else min(requeue, deadline_in)
     if canary is not None and canary.requeue_after is not None:
         requeue = canary.requeue_after if requeue is None else min(requeue, canary.requeue_after)
+    if route_requeue is not None:
+        requeue = route_requeue if requeue is None else min(requeue, route_requeue)
     return RevisionPlan(
         apply=tuple(apply),
         scale=tuple(scale),
         delete=tuple(delete),
+        routes=routes,
+        drop_routes=drop_routes,
+        traffic=verdict,
         stable=target.revision if target is not None else None,
         stable_deployment=target.name if target is not None else None,
         replaced=replaced.revision if replaced is not None else None,
@@ -309,10 +384,12 @@ def _canary_step(
     before: api.Canary | None,
     action: rollout.Action | None,
     measured: IntervalVerdict | None,
+    routed: int | None,
     settings: OperatorSettings,
     now: datetime.datetime,
 ) -> rollout.Step:
-    """One step of the canary state machine on what the two Deployments show."""
+    """One step of the canary state machine on what the two Deployments show (and, under a
+    Gateway, the canary weight it carries)."""
     canary_pods = None
     if current is not None:
         # Its pods count only when they run the current template (at whatever size).
@@ -332,6 +409,7 @@ def _canary_step(
         action=action,
         now=now,
         measured=measured,
+        routed=routed,
     )
 
 

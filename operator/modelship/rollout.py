@@ -1,6 +1,7 @@
-"""The canary state machine (pure): which step runs, how many pods each revision gets under the
-replicas router, when a step advances, and the decisions (StepAdvanced, Paused, Resumed,
-Promoted, RolledBack) with their reasons. Time and the manual action come in as arguments."""
+"""The canary state machine (pure): which step runs, how many pods each revision gets, what share
+of requests the Gateway's routes give the canary (gatewayAPI router), when a step advances, and
+the decisions (StepAdvanced, Paused, Resumed, Promoted, RolledBack) with their reasons. Time, the
+manual action and what the Gateway acknowledged come in as arguments."""
 
 from __future__ import annotations
 
@@ -28,6 +29,39 @@ ROUTER_LIMITS = (
 )
 
 
+# While the Gateway has not acknowledged the weights the routes carry: how soon to look again
+# (weights just written are taken within a second), and when the route is refused or its
+# Gateway missing (nothing moves until someone fixes it; the resync would look anyway).
+ROUTE_POLL_SECONDS = 1.0
+ROUTE_RECHECK_SECONDS = 10.0
+
+
+def gateway_routed(spec: api.ModelDeploymentSpec) -> bool:
+    """Whether a Gateway's routes split the traffic (rather than the Service's pods)."""
+    return spec.rollout.traffic_router.type == "gatewayAPI"
+
+
+def router_limits(spec: api.ModelDeploymentSpec) -> str:
+    """What a reader should know about how exact the canary's weight is."""
+    if gateway_routed(spec):
+        return (
+            "gatewayAPI router: the routes weight each revision's Service exactly; the canary "
+            "gets its weight once its pods are ready and the Gateway accepted it"
+        )
+    return ROUTER_LIMITS
+
+
+def pods_for(spec: api.ModelDeploymentSpec, wanted: int, weight: int) -> tuple[int, int]:
+    """(stable, canary) pods at a step's weight. The replicas router splits the count by the
+    weight; under a Gateway the weight is exact whatever the pods, so the stable keeps its full
+    size (a rollback needs no scale-up) and the canary gets its share, at least one pod."""
+    if not gateway_routed(spec):
+        return split_by_weight(wanted, weight)
+    if weight == 100:
+        return wanted, max(wanted, 1)
+    return wanted, max(1, math.ceil(wanted * weight / 100))
+
+
 def uses_canary(spec: api.ModelDeploymentSpec) -> bool:
     """Whether a new revision goes through canary steps rather than one switch."""
     return list(spec.rollout.steps) != [100]
@@ -51,6 +85,8 @@ class Step:
     route: Route
     canary: api.Canary | None
     decision: api.Decision | None = None
+    # gatewayAPI: the canary's share of requests the routes carry after this reconcile.
+    traffic: int = 0
     outcome: Literal["promoted", "rolled_back"] | None = None
     requeue_after: float | None = None
 
@@ -66,12 +102,18 @@ def step(
     action: Action | None,
     now: datetime.datetime,
     measured: checks.IntervalVerdict | None = None,
+    routed: int | None = None,
 ) -> Step:
     """Advance the canary of `revision` against `stable_revision` by one reconcile.
 
     With `spec.rollout.analysis`, a step whose interval ended advances only on the verdict of
-    that interval (`measured`, read from Prometheus by the caller when `analysis_due`)."""
+    that interval (`measured`, read from Prometheus by the caller when `analysis_due`).
+
+    Under the gatewayAPI router, `routed` is the canary weight the Gateway accepted on the
+    routes as they are (None: not accepted, or no Gateway): a step's clock starts, and the
+    canary is promoted, only once the Gateway carries what the step asks."""
     steps = list(spec.rollout.steps)
+    gateway = gateway_routed(spec)
     wanted = spec.desired_replicas()
     stamp = format_time(now)
     same = prior is not None and prior.revision == revision
@@ -82,6 +124,8 @@ def step(
     kept = prior if prior is not None and same else None
     held = bool(kept is not None and kept.held_by_analysis)
     tally = _Tally.of(kept)
+    # The share the routes gave the canary so far: it moves only once the step's pods are ready.
+    carried = (kept.traffic_weight or 0) if kept is not None else 0
 
     def roll_back(why: str) -> Step:
         return _rolled_back(
@@ -110,8 +154,10 @@ def step(
 
     if weight == 100:
         # Promotion: the canary takes the whole count; the Service moves to it once all its
-        # pods are ready; the stable keeps its pods until then.
-        if canary is not None and canary.wanted == wanted and canary.rolled_out:
+        # pods are ready; the stable keeps its pods until then. Under a Gateway the routes
+        # move first, and the promotion waits until the Gateway carries them.
+        full = canary is not None and canary.wanted == wanted and canary.rolled_out
+        if full and canary is not None and (not gateway or routed == 100):
             return Step(
                 canary_replicas=wanted,
                 stable_replicas=stable.wanted,
@@ -125,22 +171,35 @@ def step(
                     at=stamp,
                 ),
                 outcome="promoted",
+                traffic=100,
             )
+        moving = full and gateway
+        now_carried = 100 if moving else carried
         return Step(
             canary_replicas=wanted,
             stable_replicas=stable.wanted,
             route="both",
             canary=_status(
-                revision, index, weight, started=None, pods=(wanted, stable.wanted), paused=False
+                revision,
+                index,
+                weight,
+                started=None,
+                pods=(wanted, stable.wanted),
+                paused=False,
+                traffic=now_carried if gateway else None,
             ),
             decision=decision,
+            traffic=now_carried,
+            requeue_after=_route_wait(routed) if moving else None,
         )
 
-    stable_n, canary_n = split_by_weight(wanted, weight)
+    stable_n, canary_n = pods_for(spec, wanted, weight)
     canary_ready = canary is not None and canary.wanted == canary_n and canary.rolled_out
     # Capacity first: the stable shrinks only once the canary's pods of this step are ready.
     stable_target = stable_n if canary_ready else max(stable.wanted, stable_n)
-    settled = canary_ready and stable.wanted == stable_n
+    # Requests go to the canary's pods only once they are all there.
+    traffic = weight if canary_ready else carried
+    settled = canary_ready and stable.wanted == stable_n and (not gateway or routed == traffic)
     paused = spec.rollout.paused
     requeue: float | None = None
     analysis = spec.rollout.analysis
@@ -191,7 +250,7 @@ def step(
             )
             # The next reconcile, right away, brings the next step's pods.
             next_stable, next_canary = (
-                (stable.wanted, wanted) if following == 100 else split_by_weight(wanted, following)
+                (stable.wanted, wanted) if following == 100 else pods_for(spec, wanted, following)
             )
             return Step(
                 canary_replicas=max(canary_n, next_canary),
@@ -205,14 +264,25 @@ def step(
                         started=None,
                         pods=(next_canary, next_stable),
                         paused=False,
+                        traffic=traffic if gateway else None,
                     )
                 ),
                 decision=decision,
                 requeue_after=0.0,
+                traffic=traffic,
             )
         requeue = None if held else left
+    elif gateway and canary_ready and routed != traffic:
+        # The routes carry this step's weight once the Gateway takes them: look again soon.
+        requeue = _route_wait(routed)
     status = _status(
-        revision, index, weight, started=started, pods=(canary_n, stable_n), paused=paused
+        revision,
+        index,
+        weight,
+        started=started,
+        pods=(canary_n, stable_n),
+        paused=paused,
+        traffic=traffic if gateway else None,
     )
     return Step(
         canary_replicas=canary_n,
@@ -221,7 +291,13 @@ def step(
         canary=tally.apply(status.model_copy(update={"held_by_analysis": held})),
         decision=decision,
         requeue_after=requeue,
+        traffic=traffic,
     )
+
+
+def _route_wait(routed: int | None) -> float:
+    """When to look again at routes the Gateway does not carry as wanted yet."""
+    return ROUTE_POLL_SECONDS if routed is not None else ROUTE_RECHECK_SECONDS
 
 
 def _rolled_back(revision: str, stable_revision: str, *, wanted: int, reason: str, at: str) -> Step:
@@ -329,6 +405,7 @@ def _status(
     started: str | None,
     pods: tuple[int, int],
     paused: bool,
+    traffic: int | None,
 ) -> api.Canary:
     canary_replicas, stable_replicas = pods
     return api.Canary(
@@ -339,6 +416,7 @@ def _status(
         canary_replicas=canary_replicas,
         stable_replicas=stable_replicas,
         paused=paused,
+        traffic_weight=traffic,
     )
 
 

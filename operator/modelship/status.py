@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from modelship import api, rollout
+from modelship import api, rollout, traffic
 from modelship.builds import BuildState, BuildSummary
 from modelship.scaling import report
 from modelship.timestamps import parse_time
@@ -46,6 +46,9 @@ class Facts:
     # The canary in progress, and the rollout decision this reconcile took (if any).
     canary: api.Canary | None = None
     decision: api.Decision | None = None
+    # gatewayAPI router: what the Gateway says of the routes, and the model's URL through it.
+    traffic: traffic.Verdict | None = None
+    gateway_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,14 +71,6 @@ class EventSpec:
 def _unimplemented(spec: api.ModelDeploymentSpec) -> list[tuple[str, str]]:
     """Accepted fields whose feature is not built yet: (condition type, message)."""
     found: list[tuple[str, str]] = []
-    if spec.rollout.traffic_router.type == "gatewayAPI":
-        found.append(
-            (
-                "TrafficRouting",
-                "spec.rollout.trafficRouter.type gatewayAPI is accepted but not implemented yet: "
-                "no HTTPRoute is created",
-            )
-        )
     if spec.runtime.type == "triton":
         found.append(
             (
@@ -171,7 +166,8 @@ def derive_status(
             f"canary revision {canary.revision} at step {canary.step + 1}/"
             f"{len(spec.rollout.steps)} (weight {canary.weight}%): {canary.canary_replicas} "
             f"canary and {canary.stable_replicas} stable pods wanted"
-            f"{'; held by spec.rollout.paused' if canary.paused else ''}; {rollout.ROUTER_LIMITS}"
+            f"{'; held by spec.rollout.paused' if canary.paused else ''}"
+            f"{_traffic_note(canary)}; {rollout.router_limits(spec)}"
         )
     elif facts.starting is not None:
         phase, reason = "Deploying", "RevisionStarting"
@@ -276,6 +272,9 @@ def derive_status(
         conditions.append(mk.make("CanaryAnalysis", *_analysis_condition(facts.canary)))
     if spec.autoscaled:
         conditions.append(mk.make(report.CONDITION, *report.condition(prior.autoscaling)))
+    if rollout.gateway_routed(spec) and facts.traffic is not None:
+        said = facts.traffic
+        conditions.append(mk.make(traffic.CONDITION, said.status, said.reason, said.message))
     for type_, note in _unimplemented(spec):
         conditions.append(mk.make(type_, "False", NOT_IMPLEMENTED, note))
 
@@ -315,10 +314,17 @@ def derive_status(
         ready_replicas=facts.ready_replicas,
         selector=facts.selector,
         url=facts.url,
+        gateway_url=facts.gateway_url,
         monitoring=facts.monitoring_status,
         feedback_key_secret=facts.feedback_key_secret,
         autoscaling=prior.autoscaling if spec.autoscaled else None,
     )
+
+
+def _traffic_note(canary: api.Canary) -> str:
+    if canary.traffic_weight is None:
+        return ""
+    return f"; the routes give it {canary.traffic_weight}% of requests now"
 
 
 def _scaling_up(

@@ -21,7 +21,7 @@ import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from modelship import api, crd
+from modelship import api, crd, rollout
 from modelship.timestamps import format_time
 
 from tests.support.cluster import Cluster, kubectl
@@ -151,6 +151,17 @@ class Models:
                 timeout=timeout,
                 what=f"md/{name}: a revision other than {', '.join(old)} current",
             )
+        )
+
+    def act(self, name: str, action: str) -> None:
+        """Ask for a one-off rollout action by annotation (promote, abort, retry)."""
+        self.custom.patch_namespaced_custom_object(
+            "modelship.io",
+            "v1alpha1",
+            self.namespace,
+            "modeldeployments",
+            name,
+            {"metadata": {"annotations": {rollout.ACTION_ANNOTATION: action}}},
         )
 
     def condition(self, name: str, type_: str) -> dict[str, Any] | None:

@@ -127,17 +127,6 @@ def test_steps_move_pods_and_promote_with_no_failed_request(
     _wait_decisions(models, "steps", ["Promoted", "StepAdvanced", "StepAdvanced"])
 
 
-def _annotate(models: Models, name: str, action: str) -> None:
-    models.custom.patch_namespaced_custom_object(
-        "modelship.io",
-        "v1alpha1",
-        models.namespace,
-        "modeldeployments",
-        name,
-        {"metadata": {"annotations": {rollout.ACTION_ANNOTATION: action}}},
-    )
-
-
 def _canary_replicas(models: Models, name: str, revision: str) -> int:
     deployment = models.apps.read_namespaced_deployment(
         naming.revision_name(name, revision), models.namespace
@@ -173,7 +162,7 @@ def test_pause_holds_abort_rolls_back_and_retry_starts_again(
         holds_for(still_at_step_one, seconds=3 * interval)
         assert models.ready_stable("held") is None  # not promoted: still Progressing
 
-        _annotate(models, "held", "abort")
+        models.act("held", "abort")
         wait_until(
             lambda: models.status("held")["lastDecision"]["action"] == "RolledBack",
             timeout=30,
@@ -203,7 +192,7 @@ def test_pause_holds_abort_rolls_back_and_retry_starts_again(
         holds_for(still_asleep, seconds=3 * interval)
 
         # retry, by annotation alone (the spec is unchanged): the revision starts again.
-        _annotate(models, "held", "retry")
+        models.act("held", "retry")
         wait_until(
             lambda: (
                 _canary(models, "held").get("revision") == canary

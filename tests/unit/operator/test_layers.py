@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"rollout"},  # the canary state machine
     {"alerts", "dashboards", "builds", "pods"},  # children with logic of their own; pod states
     {"render", "analysis", "scaling"},  # jinja2 builders; pure canary analysis and scaling
+    {"traffic"},  # the Gateway's routes: backends, what the Gateway says of them, its URL
     {"naming", "crd", "durations", "drift", "timestamps"},  # names, identity, CRD; helpers
     {"api", "settings"},  # the models: import neither kopf nor kubernetes
 ]

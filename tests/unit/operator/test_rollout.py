@@ -276,3 +276,92 @@ def test_during_a_canary_the_autoscalers_count_is_shared_by_weight(
     assert step.canary is not None
     assert (step.canary.canary_replicas, step.canary.stable_replicas) == split
     assert (step.canary_replicas, step.stable_replicas) == split
+
+
+# --- under the gatewayAPI router -------------------------------------------------------------
+
+GATEWAY = make_md(
+    {
+        "model": {"uri": "s3://m/model.onnx"},
+        "replicas": 4,
+        "rollout": {
+            "steps": [10, 50, 100],
+            "interval": "10s",
+            "trafficRouter": {"type": "gatewayAPI", "parentRefs": [{"name": "web"}]},
+        },
+    }
+)
+
+
+def on_gateway(prior: api.Canary | None, canary: Pods | None, routed: int | None) -> rollout.Step:
+    return rollout.step(
+        GATEWAY.spec,
+        "new",
+        "old",
+        prior,
+        canary=canary,
+        stable=STABLE4,
+        action=None,
+        now=NOW,
+        routed=routed,
+    )
+
+
+@pytest.mark.parametrize(
+    ("weight", "pods"),
+    [(10, (4, 1)), (25, (4, 1)), (50, (4, 2)), (60, (4, 3)), (100, (4, 4))],
+)
+def test_under_a_gateway_the_stable_keeps_its_size_and_the_canary_gets_its_share(
+    weight: int, pods: tuple[int, int]
+) -> None:
+    assert rollout.pods_for(GATEWAY.spec, 4, weight) == pods
+
+
+def test_under_a_gateway_the_weight_moves_with_ready_pods_and_the_clock_with_the_gateway() -> None:
+    # Pods starting: the routes keep everything on the stable.
+    starting = on_gateway(None, None, routed=0)
+    assert (starting.traffic, starting.canary_replicas, starting.stable_replicas) == (0, 1, 4)
+    assert starting.canary is not None and starting.canary.traffic_weight == 0
+    # Pods ready: the routes give the canary its 10%, but the step's clock waits for the Gateway.
+    ready = on_gateway(starting.canary, Pods(1, 1, True), routed=0)
+    assert ready.traffic == 10 and ready.canary is not None
+    assert ready.canary.step_started_at is None
+    assert ready.requeue_after == rollout.ROUTE_POLL_SECONDS
+    # The Gateway carries 10%: the interval begins.
+    carried = on_gateway(ready.canary, Pods(1, 1, True), routed=10)
+    assert carried.canary is not None and carried.canary.step_started_at == ago(0)
+    assert carried.requeue_after == 10.0
+
+
+def test_under_a_gateway_a_route_not_accepted_holds_the_step_and_looks_again_later() -> None:
+    ready = on_gateway(at_step(0, None, (1, 4)), Pods(1, 1, True), routed=None)
+    assert ready.canary is not None and ready.canary.step_started_at is None
+    assert ready.decision is None and ready.requeue_after == rollout.ROUTE_RECHECK_SECONDS
+
+
+def test_under_a_gateway_promotion_waits_until_the_gateway_carries_everything() -> None:
+    last = api.Canary(revision="new", step=2, weight=100, canary_replicas=4, stable_replicas=4)
+    last = last.model_copy(update={"traffic_weight": 50})
+    rising = on_gateway(last, Pods(4, 3, False), routed=50)
+    assert (rising.route, rising.traffic, rising.outcome) == ("both", 50, None)
+    moving = on_gateway(last, Pods(4, 4, True), routed=50)
+    assert (moving.route, moving.traffic, moving.outcome) == ("both", 100, None)
+    refused = on_gateway(last, Pods(4, 4, True), routed=None)
+    assert refused.outcome is None and refused.requeue_after == rollout.ROUTE_RECHECK_SECONDS
+    promoted = on_gateway(last, Pods(4, 4, True), routed=100)
+    assert (promoted.route, promoted.outcome) == ("canary", "promoted")
+
+
+def test_under_a_gateway_abort_takes_the_canary_off_the_routes() -> None:
+    aborted = rollout.step(
+        GATEWAY.spec,
+        "new",
+        "old",
+        at_step(1, ago(3), (2, 4)),
+        canary=Pods(2, 2, True),
+        stable=STABLE4,
+        action="abort",
+        now=NOW,
+        routed=50,
+    )
+    assert (aborted.route, aborted.traffic, aborted.outcome) == ("stable", 0, "rolled_back")
