@@ -17,9 +17,9 @@ MODEL_DIR=/var/lib/modelship/models/iris
 kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$repo/.cluster/kubeconfig" "$@"; }
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
-step "operator: CRD, RBAC and Deployment (kubectl apply -k manifests/)"
+step "operator: CRD, RBAC and Deployment in development mode (kubectl apply -k hack/development)"
 # --force-conflicts: the demo owns this install, including a replica count a tool changed.
-kubectl apply --server-side --force-conflicts -k "$repo/manifests" >/dev/null
+kubectl apply --server-side --force-conflicts -k "$repo/hack/development" >/dev/null
 kubectl wait --for=condition=Established crd/modeldeployments.modelship.io --timeout=60s
 # The operator's own PodMonitor and alerts, where prometheus-operator's CRDs are installed
 # (make cluster-up installs them with the local Prometheus).

@@ -45,6 +45,17 @@ class Observed:
     # The routes and Gateways (read only when traffic.observed_needed).
     gateway: traffic.Observed | None = None
 
+    @property
+    def owned(self) -> frozenset[tuple[str, str]]:
+        """(kind, name) of every Job, Deployment and Service the model owns."""
+        serving = self.serving
+        services = [*serving.revision_services, *([serving.service] if serving.service else [])]
+        return frozenset(
+            [("Job", j.name) for j in self.jobs]
+            + [("Deployment", d.name) for d in serving.deployments]
+            + [("Service", s["metadata"]["name"]) for s in services]
+        )
+
     def job(self, revision: str) -> ObservedJob | None:
         """The build Job of a revision, if any."""
         return next((j for j in self.jobs if j.revision == revision), None)
@@ -77,6 +88,8 @@ class Plan:
     # The rollout-action annotation was read: remove it (acted on, or refused with this error).
     clear_action: bool = False
     action_error: str | None = None
+    # Why nothing new is built or started: a host path outside development mode.
+    refused: str | None = None
 
     @property
     def writes(self) -> int:
@@ -111,11 +124,15 @@ def plan(
     the model has no key Secret yet."""
     revision = md.spec.revision()
     job = observed.job(revision)
+    # A host path outside development mode: nothing new is built or started (what serves
+    # keeps serving), and status says which setting would allow it.
+    refused = settings.host_path_refusal(md.spec.model.uri)
     # A revision that has a Deployment was built and served before: going back needs no build.
     built = observed.serving.built(revision) or (job is not None and job.state == "Succeeded")
+    built = built and refused is None
     apply: list[dict[str, Any]] = []
     build_created = False
-    if job is None and not built:
+    if job is None and not built and refused is None:
         # A Job's pod template is immutable: it is created once per revision, never patched.
         apply.append(render.render_build_job(md, revision, settings))
         build_created = True
@@ -159,6 +176,7 @@ def plan(
         monitoring=plan_monitoring(md, observed.monitoring, prior, settings.runbook_url),
         clear_action=rollout.ACTION_ANNOTATION in md.annotations,
         action_error=action_error,
+        refused=refused,
     )
 
 

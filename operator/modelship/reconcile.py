@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import datetime
 import logging
 import secrets
@@ -281,17 +282,19 @@ class Reconciler:
 
         for secret in plan.create:
             await self.client.create_secret(secret)  # False: made by an earlier reconcile
+        conflicts: list[str] = []
         for obj in plan.apply:
-            await self.client.apply(obj)
-        if plan.build_created:
+            await self._place(md, obj, observed, conflicts)
+        if plan.build_created and not conflicts:
             metrics.BUILDS.labels(outcome="started").inc()
-        deployments = await self._act_on_revisions(md, observed, plan.revisions)
+        deployments = await self._act_on_revisions(md, observed, plan.revisions, conflicts)
         for job_name in plan.delete_jobs:
             await self.client.delete_job(md.namespace, job_name)
         self._wake_later(md, plan.revisions.requeue_after)
         watched = await self._act_on_monitoring(md, plan.monitoring)
 
         facts = await self._facts(md, prior, observed, plan, deployments, watched=watched)
+        facts = dataclasses.replace(facts, conflicts=tuple(conflicts), refused=plan.refused)
         new = status.derive_status(md.spec, md.generation, prior, facts, utcnow())
         if new != before:  # not `prior`: that one already holds the autoscaler's news
             await self._write_status(md, new)
@@ -382,8 +385,34 @@ class Reconciler:
             metrics.ANALYSIS.labels(check=result.name, verdict=result.verdict).inc()
         return verdict
 
+    async def _place(
+        self,
+        md: api.ModelDeployment,
+        obj: dict[str, Any],
+        observed: planning.Observed,
+        conflicts: list[str],
+    ) -> dict[str, Any] | None:
+        """Apply a child the model owns; create one it does not have yet. A name held by an
+        object the model does not own is neither adopted nor overwritten: it is added to
+        `conflicts` (None is returned, as for a child of ours still being deleted)."""
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        if (kind, name) in observed.owned:
+            return await self.client.apply(obj)
+        created = await self.client.create(obj)
+        if created is not None:
+            return created
+        found = await self.client.get(kind, md.namespace, name)
+        if found is None or naming.owned_by(found, md.uid):
+            return None  # gone meanwhile, or ours and terminating: a later reconcile makes it
+        conflicts.append(f"{kind} {md.namespace}/{name}")
+        return None
+
     async def _act_on_revisions(
-        self, md: api.ModelDeployment, observed: planning.Observed, plan: revisions.RevisionPlan
+        self,
+        md: api.ModelDeployment,
+        observed: planning.Observed,
+        plan: revisions.RevisionPlan,
+        conflicts: list[str],
     ) -> dict[str, revisions.ObservedDeployment]:
         """Carry out the revision plan; returns every serving Deployment as it is now."""
         deployments = {d.name: d for d in observed.serving.deployments}
@@ -393,8 +422,8 @@ class Reconciler:
         for kind, name in plan.drop_routes:
             await self.client.delete_optional(kind, md.namespace, name)
         for obj in plan.apply:
-            result = await self.client.apply(obj)
-            if obj["kind"] == "Deployment":
+            result = await self._place(md, obj, observed, conflicts)
+            if result is not None and obj["kind"] == "Deployment":
                 seen = revisions.ObservedDeployment.from_body(result)
                 deployments[seen.name] = seen
         for name, replicas in plan.scale:

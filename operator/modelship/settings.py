@@ -22,10 +22,16 @@ class OperatorSettings(BaseModel):
         description="Image that runs `modelship-runtime build|fetch|serve`.",
     )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    development: bool = Field(
+        default=False,
+        description="Development mode: host paths are allowed (file:// model URIs and a file:// "
+        "artifact store, hostPath volumes on the node). Anyone who may create a "
+        "ModelDeployment could then mount any node path: never on a shared cluster.",
+    )
     artifact_store: str = Field(
         default="file:///var/lib/modelship/artifacts",
         description="Where builds are published: s3://bucket/prefix or file:///path. A file:// "
-        "store is a hostPath on the node (development default for a single-node cluster).",
+        "store is a hostPath on the node, refused unless MODELSHIP_DEVELOPMENT is true.",
     )
     artifact_store_secret: str | None = Field(
         default=None,
@@ -100,6 +106,27 @@ class OperatorSettings(BaseModel):
                 f"got {value!r}"
             )
         return value.rstrip("/")
+
+    def host_path_refusal(self, model_uri: str) -> str | None:
+        """Why a model cannot be built or served here without development mode (a host path),
+        or None."""
+        if self.development:
+            return None
+        switch = (
+            "refused unless the operator runs in development mode (MODELSHIP_DEVELOPMENT=true; "
+            "never on a shared cluster)"
+        )
+        if model_uri.startswith("file://"):
+            return (
+                f"spec.model.uri {model_uri} is a path on the node's disk: {switch}; use an "
+                "s3://, gs://, https:// or pvc:// URI"
+            )
+        if self.artifact_store.startswith("file://"):
+            return (
+                f"the operator's artifact store {self.artifact_store} (MODELSHIP_ARTIFACT_STORE) "
+                f"is a path on the node's disk: {switch}; set an s3:// store"
+            )
+        return None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:

@@ -12,6 +12,8 @@ from modelship.scaling import report
 from modelship.timestamps import parse_time
 
 NOT_IMPLEMENTED = "NotImplemented"
+NAME_CONFLICT = "NameConflict"
+HOST_PATH_REFUSED = "HostPathRefused"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ class Facts:
     # gatewayAPI router: what the Gateway says of the routes, and the model's URL through it.
     traffic: traffic.Verdict | None = None
     gateway_url: str | None = None
+    # Children the model needs whose names another owner holds ("Kind namespace/name").
+    conflicts: tuple[str, ...] = ()
+    # Why nothing new is built or started (a host path outside development mode).
+    refused: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +155,13 @@ def derive_status(
     phase: api.Phase
     # The spec cannot be reached by itself: kstatus reads Stalled=True as Failed.
     stalled = False
-    if facts.build_state == "Failed":
+    if facts.refused is not None:
+        phase = "Degraded" if keeps_serving else "Failed"
+        reason, message, stalled = HOST_PATH_REFUSED, facts.refused, True
+    elif facts.conflicts:
+        phase = "Degraded" if keeps_serving else "Failed"
+        reason, message, stalled = NAME_CONFLICT, _conflict_message(facts.conflicts), True
+    elif facts.build_state == "Failed":
         phase = "Degraded" if keeps_serving else "Failed"
         reason, message = "BuildFailed", f"build of revision {facts.revision} failed: {build.error}"
         stalled = True
@@ -234,7 +246,9 @@ def derive_status(
             message if degraded else "",
         ),
     ]
-    if build.state == "Succeeded":
+    if facts.refused is not None:
+        conditions.append(mk.make("BuildSucceeded", "False", HOST_PATH_REFUSED, facts.refused))
+    elif build.state == "Succeeded":
         conditions.append(
             mk.make(
                 "BuildSucceeded",
@@ -275,6 +289,10 @@ def derive_status(
     if rollout.gateway_routed(spec) and facts.traffic is not None:
         said = facts.traffic
         conditions.append(mk.make(traffic.CONDITION, said.status, said.reason, said.message))
+    if facts.conflicts:
+        conditions.append(mk.make(NAME_CONFLICT, "True", NAME_CONFLICT, message))
+    elif any(c.type == NAME_CONFLICT for c in prior.conditions):
+        conditions.append(mk.make(NAME_CONFLICT, "False", "Resolved", "every child name is ours"))
     for type_, note in _unimplemented(spec):
         conditions.append(mk.make(type_, "False", NOT_IMPLEMENTED, note))
 
@@ -318,6 +336,13 @@ def derive_status(
         monitoring=facts.monitoring_status,
         feedback_key_secret=facts.feedback_key_secret,
         autoscaling=prior.autoscaling if spec.autoscaled else None,
+    )
+
+
+def _conflict_message(conflicts: Sequence[str]) -> str:
+    return (
+        f"{', '.join(conflicts)} exists and is not owned by this ModelDeployment: it is left "
+        "alone (neither adopted nor overwritten); delete or rename it, or rename the model"
     )
 
 
@@ -366,7 +391,10 @@ def transition_events(
         if cond.status == "True":
             events.append(EventSpec("Normal", "BuildSucceeded", cond.message))
         elif cond.status == "False":
-            events.append(EventSpec("Warning", "BuildFailed", cond.message))
+            refused = cond.reason == HOST_PATH_REFUSED
+            events.append(
+                EventSpec("Warning", cond.reason if refused else "BuildFailed", cond.message)
+            )
         elif new.phase != prior.phase and new.phase == "Building":
             continue  # the phase event already says the build started
         else:
@@ -377,6 +405,16 @@ def transition_events(
             "Warning" if decision.action == "RolledBack" else "Normal"
         )
         events.append(EventSpec(kind, decision.action, decision.reason))
+    conflict = next((c for c in new.conditions if c.type == NAME_CONFLICT), None)
+    before = old_conds.get(NAME_CONFLICT)
+    told_before = (
+        before is not None
+        and conflict is not None
+        and before.status == "True"
+        and before.message == conflict.message
+    )
+    if conflict is not None and conflict.status == "True" and not told_before:
+        events.append(EventSpec("Warning", NAME_CONFLICT, conflict.message))
     verdict = _verdict_event(old_conds.get("CanaryAnalysis"), new.conditions)
     if verdict is not None:
         events.append(verdict)

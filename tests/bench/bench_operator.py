@@ -91,6 +91,8 @@ class Operator:
             "MODELSHIP_METRICS_PORT": str(self.metrics_port),
             "MODELSHIP_HEALTH_PORT": "0",
             "MODELSHIP_RESYNC_SECONDS": "3600",
+            # The default file:// artifact store is a host path: development mode.
+            "MODELSHIP_DEVELOPMENT": "true",
         }
         exe = Path(sys.executable).with_name("modelship-operator")
         log = open(f"/tmp/bench-operator-{self.namespace}.log", "ab")  # noqa: SIM115

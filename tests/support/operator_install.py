@@ -13,6 +13,12 @@ from typing import Any
 
 from tests.support.cluster import REPO, Cluster, kubectl
 
+# The operator's settings in hack/development (`make demo`): host paths on this one node.
+DEVELOPMENT_ENV = {
+    "MODELSHIP_DEVELOPMENT": "true",
+    "MODELSHIP_ARTIFACT_STORE": "file:///var/lib/modelship/artifacts",
+}
+
 
 @dataclass(frozen=True)
 class InstalledOperator:
@@ -71,16 +77,20 @@ def install(
     resources = ["rbac.yaml", "deployment.yaml"]
     for name in resources:
         shutil.copy(REPO / "manifests" / name, workdir / name)
-    extra_env = [{"name": "MODELSHIP_NAMESPACES", "value": namespace}]
-    extra_env += [{"name": k, "value": v} for k, v in (env or {}).items()]
+    # Merged by name over the manifest's env (a strategic merge patch): what hack/development
+    # sets for a one-node cluster (host paths allowed), the test namespace, the caller's own.
+    extra_env = {**DEVELOPMENT_ENV, "MODELSHIP_NAMESPACES": namespace, **(env or {})}
+    container = {"name": "operator", "env": [{"name": k, "value": v} for k, v in extra_env.items()]}
     patches: list[dict[str, Any]] = [
         {
             "target": {"kind": "Deployment", "name": "modelship-operator"},
             "patch": json.dumps(
-                [
-                    {"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": e}
-                    for e in extra_env
-                ]
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": "modelship-operator"},
+                    "spec": {"template": {"spec": {"containers": [container]}}},
+                }
             ),
         }
     ]

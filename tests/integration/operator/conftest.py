@@ -34,6 +34,8 @@ REPO = Path(__file__).resolve().parents[3]
 # "running" until a test writes its outcome into the Job's status, as the Job controller would.
 NEVER_PULLED_IMAGE = "registry.invalid/modelship/runtime-never-pulled:0"
 OPERATOR_ENV = {
+    # Host paths (file:// models and artifact store) are the node's disk: development only.
+    "MODELSHIP_DEVELOPMENT": "true",
     "MODELSHIP_RUNTIME_IMAGE": NEVER_PULLED_IMAGE,
     "MODELSHIP_ARTIFACT_STORE": "file:///var/lib/modelship/test-artifacts",
     "MODELSHIP_METRICS_PORT": "0",

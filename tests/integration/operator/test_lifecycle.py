@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from modelship import api
 from tests.support import kstatus
 from tests.support.waiting import wait_until
 
-from .conftest import Models
+from .conftest import Models, OperatorProcess
 
 pytestmark = pytest.mark.integration
 
@@ -262,3 +263,93 @@ def test_deletion_garbage_collects_every_child(models: Models, kopf_operator: Ko
         return not models.jobs("fraud")
 
     wait_until(gone, timeout=60, what="Job, Deployment and Service garbage-collected")
+
+
+def test_a_foreign_object_with_a_childs_name_is_left_alone_with_name_conflict(
+    models: Models, kopf_operator: KopfRunner
+) -> None:
+    revision = api.ModelDeploymentSpec.model_validate(SPEC).revision()
+    held = f"fraud-{revision}"
+    # Someone else's Deployment holds the name the revision's Deployment would have.
+    foreign = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": held, "labels": {"team": "payments"}},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "theirs"}},
+            "template": {
+                "metadata": {"labels": {"app": "theirs"}},
+                "spec": {"containers": [{"name": "app", "image": "example.com/theirs:1"}]},
+            },
+        },
+    }
+    models.apps.create_namespaced_deployment(models.namespace, foreign)
+    before = models.apps.read_namespaced_deployment(held, models.namespace)
+    models.create("fraud", SPEC)
+    _build(models, "fraud")
+    conflict = wait_until(
+        lambda: models.condition("fraud", "NameConflict"), timeout=30, what="NameConflict"
+    )
+    assert conflict["status"] == "True"
+    assert f"Deployment {models.namespace}/{held}" in conflict["message"]
+    status = models.status("fraud")
+    assert status["phase"] == "Failed"  # nothing else serves the model
+    stalled = models.condition("fraud", "Stalled")
+    assert stalled is not None and stalled["reason"] == "NameConflict"
+    wait_until(
+        lambda: "NameConflict" in {e.reason for e in models.events("fraud")},
+        timeout=15,
+        what="a NameConflict Event",
+    )
+    # Neither adopted nor overwritten: the same object, untouched.
+    after = models.apps.read_namespaced_deployment(held, models.namespace)
+    assert after.metadata.owner_references is None
+    assert after.metadata.generation == before.metadata.generation  # its spec never written
+    assert after.metadata.labels == {"team": "payments"}
+    assert after.spec.template.spec.containers[0].image == "example.com/theirs:1"
+    assert "modelship-operator" not in {f.manager for f in after.metadata.managed_fields}
+    # Its own revision Service was made beside it (the conflict is the Deployment alone).
+    own = models.core.read_namespaced_service(held, models.namespace)
+    assert _owner_uid(own) == models.get("fraud")["metadata"]["uid"]
+
+
+def test_host_paths_are_refused_outside_development_mode(
+    models: Models, operator_environment: dict[str, str], tmp_path: Path
+) -> None:
+    env = {
+        **operator_environment,
+        "MODELSHIP_DEVELOPMENT": "false",
+        "MODELSHIP_ARTIFACT_STORE": "file:///var/lib/modelship/test-artifacts",
+    }
+    operator = OperatorProcess(models.namespace, env, tmp_path / "operator.log")
+    operator.start()
+    try:
+        models.create("local", {"model": {"uri": "file:///etc/passwd.onnx"}})
+        models.create("stored", SPEC)
+        for name, named in (("local", "spec.model.uri"), ("stored", "MODELSHIP_ARTIFACT_STORE")):
+            stalled = wait_until(
+                lambda n=name: (
+                    (c := models.condition(n, "Stalled")) and c["status"] == "True" and c
+                ),
+                timeout=30,
+                what=f"md/{name} Stalled",
+            )
+            assert stalled["reason"] == "HostPathRefused", stalled
+            assert (
+                named in stalled["message"] and "MODELSHIP_DEVELOPMENT=true" in stalled["message"]
+            )
+            assert models.status(name)["phase"] == "Failed"
+            # Nothing was made that would mount the node's disk.
+            assert models.jobs(name) == []
+            deployments = models.apps.list_namespaced_deployment(
+                models.namespace, label_selector=f"app.kubernetes.io/instance={name}"
+            )
+            assert deployments.items == []
+        wait_until(
+            lambda: "HostPathRefused" in {e.reason for e in models.events("local")},
+            timeout=15,
+            what="a HostPathRefused Event",
+        )
+    finally:
+        operator.stop()

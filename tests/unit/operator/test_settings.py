@@ -30,3 +30,20 @@ def test_environment_overrides() -> None:
 def test_bad_store_names_the_variable() -> None:
     with pytest.raises(ValidationError, match="MODELSHIP_ARTIFACT_STORE"):
         OperatorSettings.from_env({"MODELSHIP_ARTIFACT_STORE": "ftp://x"})
+
+
+@pytest.mark.parametrize(
+    ("env", "uri", "named"),
+    [
+        ({}, "file:///models/m.onnx", "spec.model.uri file:///models/m.onnx"),
+        ({}, "s3://b/m.onnx", "artifact store file:///var/lib/modelship/artifacts"),
+        ({"MODELSHIP_ARTIFACT_STORE": "s3://b/p"}, "s3://b/m.onnx", None),
+        ({"MODELSHIP_DEVELOPMENT": "true"}, "file:///models/m.onnx", None),
+    ],
+)
+def test_host_paths_need_development_mode(env: dict[str, str], uri: str, named: str | None) -> None:
+    refusal = OperatorSettings.from_env(env).host_path_refusal(uri)
+    if named is None:
+        assert refusal is None
+    else:
+        assert refusal is not None and named in refusal and "MODELSHIP_DEVELOPMENT=true" in refusal

@@ -520,3 +520,26 @@ def test_without_targets_there_is_no_autoscaling_status() -> None:
     new = status.derive_status(MD.spec, 1, prior, facts(), T0)
     assert new.autoscaling is None
     assert all(c.type != "ScalingActive" for c in new.conditions)
+
+
+@pytest.mark.parametrize(
+    ("serving", "phase"), [("old", "Degraded"), (None, "Failed")], ids=["serving", "not"]
+)
+def test_a_name_held_by_another_owner_stalls_with_name_conflict(
+    serving: str | None, phase: str
+) -> None:
+    held = "Deployment ml/fraud-abc"
+    f = built(serving_revision=serving, ready_replicas=3 if serving else 0, conflicts=(held,))
+    new = status.derive_status(MD.spec, 3, STABLE_OTHER, f, T0)
+    assert new.phase == phase
+    conflict, stalled = cond(new, "NameConflict"), cond(new, "Stalled")
+    assert (conflict.status, stalled.status, stalled.reason) == ("True", "True", "NameConflict")
+    assert held in conflict.message and "neither adopted nor overwritten" in conflict.message
+    events = status.transition_events(STABLE_OTHER, new)
+    assert [e.reason for e in events if e.type == "Warning"].count("NameConflict") == 1
+    # Told once: the same conflict again posts no second Event.
+    again = status.derive_status(MD.spec, 3, new, f, T0)
+    assert "NameConflict" not in [e.reason for e in status.transition_events(new, again)]
+    # Gone: the condition says so.
+    resolved = status.derive_status(MD.spec, 3, new, built(serving_revision=serving), T0)
+    assert cond(resolved, "NameConflict").status == "False"
