@@ -184,26 +184,6 @@ class KubeClient:
             raise
         return True
 
-    @_uses("batch", "jobs", "create")
-    @_uses("apps", "deployments", "create")
-    @_uses("", "services", "create")
-    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Create a child that does not exist yet; None when an object of that name exists
-        (it is never taken over: an apply would adopt whatever holds the name)."""
-        meta = obj["metadata"]
-        try:
-            result: dict[str, Any] = await self._request(
-                "POST",
-                _object_path(obj["kind"], meta["namespace"]),
-                params={"fieldManager": FIELD_MANAGER},
-                body=obj,
-            )
-        except ApiError as exc:
-            if exc.status == 409:
-                return None
-            raise
-        return result
-
     @_uses("monitoring.coreos.com", "podmonitors", "delete")
     @_uses("monitoring.coreos.com", "prometheusrules", "delete")
     @_uses("", "configmaps", "delete")

@@ -392,20 +392,20 @@ class Reconciler:
         observed: planning.Observed,
         conflicts: list[str],
     ) -> dict[str, Any] | None:
-        """Apply a child the model owns; create one it does not have yet. A name held by an
-        object the model does not own is neither adopted nor overwritten: it is added to
-        `conflicts` (None is returned, as for a child of ours still being deleted)."""
+        """Apply a child the model owns, or one whose name is free. A name held by an object the
+        model does not own is neither adopted nor overwritten: it is added to `conflicts` (None
+        is returned, as for a child of ours still being deleted)."""
         kind, name = obj["kind"], obj["metadata"]["name"]
         if (kind, name) in observed.owned:
             return await self.client.apply(obj)
-        created = await self.client.create(obj)
-        if created is not None:
-            return created
+        # Looked up first, then made by server-side apply like every child (a POST would leave a
+        # second, Update-operation owner of every field in managedFields).
         found = await self.client.get(kind, md.namespace, name)
-        if found is None or naming.owned_by(found, md.uid):
-            return None  # gone meanwhile, or ours and terminating: a later reconcile makes it
-        conflicts.append(f"{kind} {md.namespace}/{name}")
-        return None
+        if found is None:
+            return await self.client.apply(obj)
+        if not naming.owned_by(found, md.uid):
+            conflicts.append(f"{kind} {md.namespace}/{name}")
+        return None  # another owner's, or ours and terminating: a later reconcile makes it
 
     async def _act_on_revisions(
         self,
