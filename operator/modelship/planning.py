@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,7 @@ class Observed:
     # The routes and Gateways (read only when traffic.observed_needed).
     gateway: traffic.Observed | None = None
 
-    @property
+    @functools.cached_property
     def owned(self) -> frozenset[tuple[str, str]]:
         """(kind, name) of every Job, Deployment and Service the model owns."""
         serving = self.serving

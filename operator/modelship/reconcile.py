@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import datetime
 import logging
 import secrets
@@ -293,8 +292,9 @@ class Reconciler:
         self._wake_later(md, plan.revisions.requeue_after)
         watched = await self._act_on_monitoring(md, plan.monitoring)
 
-        facts = await self._facts(md, prior, observed, plan, deployments, watched=watched)
-        facts = dataclasses.replace(facts, conflicts=tuple(conflicts), refused=plan.refused)
+        facts = await self._facts(
+            md, prior, observed, plan, deployments, watched=watched, conflicts=conflicts
+        )
         new = status.derive_status(md.spec, md.generation, prior, facts, utcnow())
         if new != before:  # not `prior`: that one already holds the autoscaler's news
             await self._write_status(md, new)
@@ -488,6 +488,7 @@ class Reconciler:
         deployments: dict[str, revisions.ObservedDeployment],
         *,
         watched: monitoring.Outcome,
+        conflicts: list[str],
     ) -> status.Facts:
         revision = plan.revision
         job = observed.job(revision)
@@ -540,6 +541,8 @@ class Reconciler:
             gateway_url=_gateway_url(md, observed.gateway),
             starting_clock=plan.revisions.starting,
             failed=plan.revisions.failed,
+            conflicts=tuple(conflicts),
+            refused=plan.refused,
         )
 
     async def _read_build_outcome(
