@@ -71,12 +71,24 @@ kubectl -n "$NS" delete pod demo-client --ignore-not-found --wait=true >/dev/nul
 kubectl -n "$NS" run demo-client --quiet --rm -i --restart=Never \
   --image=docker.io/modelship/runtime:0.1.0 --image-pull-policy=IfNotPresent \
   --command -- python3 -c "
-import json, urllib.request
+import json, time, urllib.error, urllib.request
 body = {'id': 'demo-1', 'inputs': [{'name': 'x', 'datatype': 'FP32', 'shape': [2, 4],
         'data': [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}]}
 req = urllib.request.Request('$url/infer', data=json.dumps(body).encode(),
                              headers={'Content-Type': 'application/json'})
-print(json.dumps(json.load(urllib.request.urlopen(req, timeout=30)), indent=2))
+# Ready follows the pods; kube-proxy writes the Service's rules a moment later, and until then
+# the ClusterIP refuses. Only a refused connection is retried, for at most 30 s.
+deadline = time.monotonic() + 30
+while True:
+    try:
+        reply = urllib.request.urlopen(req, timeout=30)
+        break
+    except urllib.error.URLError as e:
+        if not isinstance(e.reason, ConnectionRefusedError) or time.monotonic() > deadline:
+            raise
+        print('connection refused (the Service rules are not in place yet); retrying', flush=True)
+        time.sleep(1)
+print(json.dumps(json.load(reply), indent=2))
 "
 step "live metrics: Prometheus scrapes md/iris through the PodMonitor the operator created"
 "$repo/.venv/bin/python" "$here/demo_metrics.py" --endpoints "$repo/.cluster/endpoints.env" \
