@@ -250,6 +250,19 @@ else
   gateway_status() { :; }
 fi
 
+# ------------------------------------------------------------- object store --
+
+# Pods reach it on the node's address, so it needs the node; set_endpoints comes with the
+# metrics plane.
+if [[ $WITH_NODE == 1 && -f $here/store.sh && -f $here/monitoring.sh ]]; then
+  # shellcheck source=store.sh
+  source "$here/store.sh"
+else
+  store_up() { :; }
+  store_down() { :; }
+  store_status() { :; }
+fi
+
 # ----------------------------------------------------------------- commands --
 
 cmd_up() {
@@ -265,6 +278,7 @@ cmd_up() {
   wait_for kube-scheduler 60 component_healthy 10259
   log "control plane ready in $((SECONDS - t0))s"
   node_up
+  store_up
   monitoring_up
   gateway_up
   log "cluster up in $((SECONDS - t0))s"
@@ -275,6 +289,7 @@ cmd_up() {
 cmd_down() {
   gateway_down
   monitoring_down
+  store_down
   node_down
   local i
   for ((i = ${#CONTROL_PLANE[@]} - 1; i >= 0; i--)); do stop "${CONTROL_PLANE[$i]}"; done
@@ -301,6 +316,7 @@ cmd_status() {
   check kube-controller-manager component_healthy 10257
   check kube-scheduler component_healthy 10259
   node_status || bad=1
+  store_status || bad=1
   monitoring_status || bad=1
   gateway_status || bad=1
   if alive kube-apiserver; then

@@ -17,6 +17,10 @@ POD_CIDR=10.244.0.0/24
 CLUSTER_DNS=10.96.0.10
 KUBELET_DIR=$CLUSTER_DIR/kubelet
 NODE_COMPONENTS=(containerd apiserver-forward kubelet kube-proxy coredns)
+# The development artifact store (a file:// store is a hostPath): the pods the operator makes
+# run as the runtime image's user (MODELSHIP_RUN_AS_USER), never root, so it must own the root.
+DEV_STORE=/var/lib/modelship/artifacts
+RUNTIME_UID=65532
 NODE_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack socat)
 
 kubectl_admin() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
@@ -53,6 +57,7 @@ write_node_config() {
   mkdir -p "$CONTAINERD_DIR" "$CNI_CONF_DIR" "$KUBELET_DIR" "$KUBELET_ROOT" "$CLUSTER_DIR/cni/ipam" \
     "$(dirname "$CONTAINERD_SOCK")"
   echo "$CONTAINERD_SOCK" >"$CLUSTER_DIR/containerd.address"
+  install -d -m 0755 -o "$RUNTIME_UID" -g "$RUNTIME_UID" "$DEV_STORE"
   write_if_changed "$CONTAINERD_DIR/config.toml" <<EOF
 version = 2
 root = "$CONTAINERD_DIR/root"

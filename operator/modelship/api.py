@@ -140,8 +140,9 @@ class ModelSource(Model):
         max_length=253,
         pattern=DNS_SUBDOMAIN_PATTERN,
         description="Secret in the same namespace whose keys become environment variables of the "
-        "build (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, "
-        "GOOGLE_APPLICATION_CREDENTIALS, ...).",
+        "build step only (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, "
+        "AWS_REGION; for gs:// HMAC keys GCS_ACCESS_KEY_ID, GCS_SECRET_ACCESS_KEY). Service "
+        "account JSON (GOOGLE_APPLICATION_CREDENTIALS) is not supported.",
     )
     signature: Signature | None = Field(
         default=None, description="Input and output tensors, when not inferable from the model."
@@ -164,6 +165,21 @@ class Validation(Model):
         ge=0,
         le=1,
         description="Largest tolerated drop of the metric versus the original model.",
+    )
+
+
+class Resources(Model):
+    """Requests and limits of a container, merged key by key over the operator's defaults."""
+
+    requests: dict[str, Quantity] | None = Field(
+        default=None,
+        max_length=16,
+        description="Minimum resources (cpu, memory, ...) reserved for the container.",
+    )
+    limits: dict[str, Quantity] | None = Field(
+        default=None,
+        max_length=16,
+        description="Maximum resources (cpu, memory, ...) of the container.",
     )
 
 
@@ -206,6 +222,12 @@ class Optimization(Model):
     validation: Validation | None = Field(
         default=None, description="Accuracy gate applied to every optimized variant."
     )
+    resources: Resources | None = Field(
+        default=None,
+        description="Requests and limits of the build container (the operator's defaults "
+        "otherwise). Not part of the revision: they change how fast a build runs, not what it "
+        "makes.",
+    )
 
 
 class Batching(Model):
@@ -219,21 +241,6 @@ class Batching(Model):
         ge=0,
         le=1000,
         description="Longest time a request waits for others to join its batch, in milliseconds.",
-    )
-
-
-class Resources(Model):
-    """Compute resources of each serving container."""
-
-    requests: dict[str, Quantity] | None = Field(
-        default=None,
-        max_length=16,
-        description="Minimum resources (cpu, memory, ...) reserved for each serving container.",
-    )
-    limits: dict[str, Quantity] | None = Field(
-        default=None,
-        max_length=16,
-        description="Maximum resources (cpu, memory, ...) of each serving container.",
     )
 
 
@@ -666,6 +673,10 @@ class Monitoring(Model):
     slo: Slo = Field(default_factory=Slo, description="Thresholds of the model's alerts.")
 
 
+# Spec fields that change how an artifact is made, never what it is.
+_NOT_IN_REVISION: dict[str, set[str]] = {"optimization": {"resources"}}
+
+
 class ModelDeploymentSpec(Model):
     """Desired state of a served model."""
 
@@ -710,7 +721,12 @@ class ModelDeploymentSpec(Model):
     def revision(self) -> str:
         """Name the revision: a digest of everything that changes the served artifact."""
         identity = {
-            part: getattr(self, part).model_dump(mode="json", by_alias=True, exclude_defaults=True)
+            part: getattr(self, part).model_dump(
+                mode="json",
+                by_alias=True,
+                exclude_defaults=True,
+                exclude=_NOT_IN_REVISION.get(part),
+            )
             for part in ("model", "optimization", "runtime")
         }
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))

@@ -4,7 +4,7 @@ Jobs are kept (pure)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from modelship import api, naming
@@ -31,6 +31,29 @@ class BuildSummary:
         return None
 
 
+def read_pod(pod: dict[str, Any]) -> tuple[BuildSummary | None, str | None, str] | None:
+    """What a build pod reports once its build step finished: the summary, the termination
+    message that explains the outcome, and the step whose log tells more ("build", or
+    "publish" when the build succeeded and the store refused it). None before that."""
+    status = pod.get("status") or {}
+    finished: dict[str, dict[str, Any]] = {}
+    # The build is an init container, the publish the pod's container.
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        terminated = (cs.get("state") or {}).get("terminated")
+        if terminated:
+            finished[str(cs.get("name"))] = terminated
+    if "build" not in finished:
+        return None
+    message = finished["build"].get("message")
+    summary = parse_summary(message)
+    published = finished.get("publish")
+    if summary is not None and summary.ok and published and published.get("exitCode"):
+        said = published.get("message") or f"exit code {published.get('exitCode')}"
+        failed = replace(summary, ok=False, error=f"publishing failed: {said.strip()}")
+        return failed, said, "publish"
+    return summary, message, "build"
+
+
 def parse_summary(text: str | None) -> BuildSummary | None:
     """Parse a --summary-file JSON; None when absent or not a summary (e.g. a log tail)."""
     if not text:
@@ -54,6 +77,16 @@ def parse_summary(text: str | None) -> BuildSummary | None:
         variants=tuple(variants),
         error=raw.get("error"),
     )
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """Where the current revision's build stands, as one reconcile read it."""
+
+    state: BuildState
+    summary: BuildSummary | None = None
+    log_tail: str | None = None
+    message: str = ""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,9 @@ REVISION_ANNOTATION = "modelship.io/revision"
 DEPLOYMENT_LABEL = "modelship.io/deployment"
 # On the model's Service: its stable revision (during a canary its selector spans two).
 STABLE_ANNOTATION = "modelship.io/stable-revision"
+# On a serving Deployment: the sha256 its fetch requires of the model file (recorded by the
+# build), so a revision keeps its pin after its build Job and status moved on.
+DIGEST_ANNOTATION = "modelship.io/artifact-sha256"
 HTTP_PORT = 8080
 GRPC_PORT = 8081
 

@@ -13,7 +13,7 @@ from typing import Any
 from modelship import api, monitoring, naming, render, rollout, traffic
 from modelship import pods as podstate
 from modelship.analysis.checks import IntervalVerdict
-from modelship.builds import ObservedJob, stale_jobs
+from modelship.builds import BuildSummary, ObservedJob, stale_jobs
 from modelship.drift import contains
 from modelship.revisions import RevisionPlan, Serving, plan_revisions
 from modelship.settings import OperatorSettings
@@ -119,10 +119,11 @@ def plan(
     *,
     new_key: bytes = b"",
     measured: IntervalVerdict | None = None,
+    build: BuildSummary | None = None,
 ) -> Plan:
     """Decide the children of a ModelDeployment from its spec, what exists and what its status
     remembers (retired revisions, children made before). `new_key` signs prediction tokens if
-    the model has no key Secret yet."""
+    the model has no key Secret yet; `build` is the current revision's finished build."""
     revision = md.spec.revision()
     job = observed.job(revision)
     # A host path outside development mode: nothing new is built or started (what serves
@@ -146,10 +147,17 @@ def plan(
         create.append(render.render_feedback_key_secret(md, new_key))
 
     action, action_error = rollout.parse_action(md.annotations)
+    # The pods fetch only the model file this revision's build recorded; a revision served
+    # before keeps the digest its Deployment carries.
+    current = observed.serving.deployment(revision)
+    digest = build.digest if build is not None and build.ok else None
+    if digest is None and current is not None:
+        digest = current.digest
     revisions = plan_revisions(
         md,
         observed.serving,
         built=built,
+        digest=digest,
         prior=prior.revisions,
         pods=observed.pods,
         action=action,

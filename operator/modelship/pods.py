@@ -26,6 +26,12 @@ _TELLING_WAITS = frozenset(
 MESSAGE_TAIL = 300
 
 
+def selected(pods: Sequence[dict[str, Any]], selector: dict[str, str]) -> list[dict[str, Any]]:
+    """The pods whose labels match every label of `selector`."""
+    wanted = selector.items()
+    return [p for p in pods if wanted <= ((p.get("metadata") or {}).get("labels") or {}).items()]
+
+
 def describe(pods: Sequence[dict[str, Any]]) -> str:
     """One line naming the state of each distinct problem among the pods, e.g.
     `container server: CrashLoopBackOff, last exit OOMKilled (code 137)`; empty when none says

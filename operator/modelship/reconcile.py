@@ -24,6 +24,7 @@ from modelship import (
     status,
     traffic,
 )
+from modelship import pods as podstate
 from modelship.analysis.checks import IntervalVerdict, judge_interval, run_checks
 from modelship.analysis.queries import Scope, plan_queries
 from modelship.kube import ApiError, KubeClient
@@ -269,6 +270,9 @@ class Reconciler:
         measured = None
         if rollout.analysis_due(md.spec, prior.canary, now):
             measured = await self._measure(md, prior)
+        # Read before planning: a new revision's Deployment is made with the digest its build
+        # recorded, never patched with it a reconcile later.
+        build = await self._build_outcome(md, prior, observed)
         plan = planning.plan(
             md,
             observed,
@@ -277,6 +281,7 @@ class Reconciler:
             now,
             new_key=secrets.token_bytes(32),
             measured=measured,
+            build=build.summary,
         )
 
         for secret in plan.create:
@@ -292,8 +297,8 @@ class Reconciler:
         self._wake_later(md, plan.revisions.requeue_after)
         watched = await self._act_on_monitoring(md, plan.monitoring)
 
-        facts = await self._facts(
-            md, prior, observed, plan, deployments, watched=watched, conflicts=conflicts
+        facts = self._facts(
+            md, observed, plan, deployments, build, watched=watched, conflicts=conflicts
         )
         new = status.derive_status(md.spec, md.generation, prior, facts, utcnow())
         if new != before:  # not `prior`: that one already holds the autoscaler's news
@@ -479,48 +484,32 @@ class Reconciler:
         )
         await self.client.patch_status(md.namespace, md.name, payload)
 
-    async def _facts(
+    def _facts(
         self,
         md: api.ModelDeployment,
-        prior: api.ModelDeploymentStatus,
         observed: planning.Observed,
         plan: planning.Plan,
         deployments: dict[str, revisions.ObservedDeployment],
+        build: builds.BuildOutcome,
         *,
         watched: monitoring.Outcome,
         conflicts: list[str],
     ) -> status.Facts:
         revision = plan.revision
-        job = observed.job(revision)
-        job_name = naming.build_job_name(md.name, revision)
-        state: builds.BuildState = job.state if job is not None else "Running"
-        if job is None and observed.serving.built(revision):
-            state = "Succeeded"  # built before and kept; its Job may have been cleaned up
-        summary: builds.BuildSummary | None = None
-        log_tail: str | None = None
-        message = job.message if job is not None else ""
-        known = prior.build
-        if state != "Running":
-            if known is not None and known.revision == revision and known.state == state:
-                summary = _summary_from_status(known)
-                log_tail = known.log_tail
-            elif job is not None:
-                metrics.BUILDS.labels(outcome=state.lower()).inc()
-                summary, log_tail = await self._read_build_outcome(md, job_name, state)
         current = deployments.get(naming.revision_name(md.name, revision))
         chosen = plan.revisions.stable_deployment
         stable = deployments.get(chosen) if chosen is not None else None
         shown = stable if stable is not None else current
         return status.Facts(
             revision=revision,
-            job_name=job_name,
+            job_name=naming.build_job_name(md.name, revision),
             artifact=naming.artifact_uri(
                 self.settings.artifact_store, md.namespace, md.name, revision
             ),
-            build_state=state,
-            summary=summary,
-            build_message=message,
-            log_tail=log_tail,
+            build_state=build.state,
+            summary=build.summary,
+            build_message=build.message,
+            log_tail=build.log_tail,
             serving_revision=plan.revisions.stable,
             rolled_out=stable is not None and stable is current and stable.rolled_out,
             replicas=shown.replicas if shown is not None else 0,
@@ -543,7 +532,35 @@ class Reconciler:
             failed=plan.revisions.failed,
             conflicts=tuple(conflicts),
             refused=plan.refused,
+            pods_said=podstate.describe(
+                podstate.selected(observed.pods, naming.RevisionIdentity.of(md, revision).selector)
+            ),
         )
+
+    async def _build_outcome(
+        self,
+        md: api.ModelDeployment,
+        prior: api.ModelDeploymentStatus,
+        observed: planning.Observed,
+    ) -> builds.BuildOutcome:
+        """The current revision's build: its state, and once finished its summary (read from
+        its pod once, then from status)."""
+        revision = md.spec.revision()
+        job = observed.job(revision)
+        state: builds.BuildState = job.state if job is not None else "Running"
+        if job is None and observed.serving.built(revision):
+            state = "Succeeded"  # built before and kept; its Job may have been cleaned up
+        message = job.message if job is not None else ""
+        known = prior.build
+        if state == "Running":
+            return builds.BuildOutcome(state, message=message)
+        if known is not None and known.revision == revision and known.state == state:
+            return builds.BuildOutcome(state, _summary_from_status(known), known.log_tail, message)
+        if job is None:
+            return builds.BuildOutcome(state, message=message)
+        metrics.BUILDS.labels(outcome=state.lower()).inc()
+        read, log_tail = await self._read_build_outcome(md, job.name, state)
+        return builds.BuildOutcome(state, read, log_tail, message)
 
     async def _read_build_outcome(
         self, md: api.ModelDeployment, job_name: str, state: builds.BuildState
@@ -555,21 +572,18 @@ class Reconciler:
         summary: builds.BuildSummary | None = None
         termination: str | None = None
         chosen: str | None = None
+        failed_step = "build"
         for pod in pods:
-            for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-                terminated = (cs.get("state") or {}).get("terminated") or {}
-                if cs.get("name") == "build" and terminated:
-                    termination = terminated.get("message")
-                    summary = builds.parse_summary(termination)
-                    chosen = pod["metadata"]["name"]
-                    break
-            if chosen is not None:
+            read = builds.read_pod(pod)
+            if read is not None:
+                summary, termination, failed_step = read
+                chosen = pod["metadata"]["name"]
                 break
         log_tail: str | None = None
         if state == "Failed":
             if chosen is not None:
                 log_tail = await self.client.read_log_tail(
-                    md.namespace, chosen, "build", LOG_TAIL_LINES
+                    md.namespace, chosen, failed_step, LOG_TAIL_LINES
                 )
             elif termination:
                 log_tail = termination

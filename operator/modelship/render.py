@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import posixpath
+import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import jinja2
@@ -26,6 +28,10 @@ MODELS_DIR = "/models"
 PVC_ROOT = "/mnt/pvc"
 FEEDBACK_KEY_DIR = "/var/run/modelship/feedback"
 FEEDBACK_KEY_FILE = "key"
+# Where the store's Secret is mounted in the containers that publish or fetch builds.
+STORE_KEYS_DIR = "/var/run/modelship/store"
+# A serving pod's /tmp: nothing of the runtime writes there, only what libraries may.
+TMP_LIMIT = "256Mi"
 # The runtime's default wait for in-flight requests after SIGTERM (--drain-timeout-s).
 RUNTIME_DRAIN_TIMEOUT_SECONDS = 30
 
@@ -90,42 +96,93 @@ def _image(md: api.ModelDeployment, settings: OperatorSettings) -> str:
     return md.spec.runtime.image or settings.runtime_image
 
 
-# Runs as root only in a file:// store (a hostPath the kubelet creates root-owned): makes this
-# model's directory and hands it to the runtime's non-root user. Python is what the image has.
-_PREPARE_STORE = (
-    "import os, sys\n"
-    "root, rel, uid = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
-    "path = root\n"
-    "for part in rel.split('/'):\n"
-    "    path = os.path.join(path, part)\n"
-    "    os.makedirs(path, exist_ok=True)\n"
-    "    os.chown(path, uid, uid)\n"
+def pod_security(settings: OperatorSettings) -> dict[str, Any]:
+    """The pod securityContext of every pod the operator creates: what the restricted Pod
+    Security Standard asks, with the runtime image's user (fsGroup makes emptyDirs and Secret
+    volumes its own)."""
+    uid = settings.run_as_user
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+_QUANTITY = re.compile(
+    r"([+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)([KMGTPE]i|[mkMGTPE])?"
 )
+_SCALE: dict[str | None, Decimal] = {
+    None: Decimal(1),
+    "m": Decimal("0.001"),
+    **{s: Decimal(1000) ** (i + 1) for i, s in enumerate("kMGTPE")},
+    **{f"{s}i": Decimal(1024) ** (i + 1) for i, s in enumerate("KMGTPE")},
+}
 
 
-def _prepare_store(
-    md: api.ModelDeployment, settings: OperatorSettings, mounts: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    if not settings.artifact_store.startswith("file://"):
-        return []
-    root = settings.artifact_store.removeprefix("file://")
-    return [
-        {
-            "name": "prepare-store",
-            "image": _image(md, settings),
-            "imagePullPolicy": settings.image_pull_policy,
-            "command": ["python3", "-c", _PREPARE_STORE],
-            "args": [root, f"{md.namespace}/{md.name}", str(settings.artifact_store_uid)],
-            "securityContext": {"runAsUser": 0, "runAsNonRoot": False},
-            "volumeMounts": [m for m in mounts if m["name"] == "artifacts"],
-        }
-    ]
+def _amount(quantity: int | str) -> Decimal | None:
+    """A Kubernetes quantity as a number (None when it is not one: left to the apiserver)."""
+    found = _QUANTITY.fullmatch(str(quantity))
+    return Decimal(found[1]) * _SCALE[found[2]] if found else None
 
 
-def _store_env(settings: OperatorSettings) -> list[dict[str, Any]]:
-    if settings.artifact_store_secret and settings.artifact_store.startswith("s3://"):
-        return [{"secretRef": {"name": settings.artifact_store_secret}}]
-    return []
+def _resources(
+    requests: dict[str, int | str], limits: dict[str, int | str], override: api.Resources | None
+) -> dict[str, Any]:
+    """The operator's defaults with a ModelDeployment's own requests and limits laid over them,
+    key by key. A default never contradicts what the spec says: a default request above the
+    spec's limit becomes that limit, a default limit below the spec's request that request."""
+    own_requests = dict(override.requests or {}) if override is not None else {}
+    own_limits = dict(override.limits or {}) if override is not None else {}
+    requests = {**requests, **own_requests}
+    limits = {**limits, **own_limits}
+    for key in requests.keys() & limits.keys():
+        request, limit = _amount(requests[key]), _amount(limits[key])
+        if request is None or limit is None or request <= limit:
+            continue
+        if key in own_limits and key not in own_requests:
+            requests[key] = limits[key]
+        elif key in own_requests and key not in own_limits:
+            limits[key] = requests[key]
+    return {"requests": requests, "limits": limits}
+
+
+def build_resources(md: api.ModelDeployment, settings: OperatorSettings) -> dict[str, Any]:
+    """Requests and limits of a build container."""
+    return _resources(
+        {"cpu": settings.build_cpu_request, "memory": settings.build_memory_request},
+        {"memory": settings.build_memory_limit},
+        md.spec.optimization.resources,
+    )
+
+
+def serving_resources(md: api.ModelDeployment | None, settings: OperatorSettings) -> dict[str, Any]:
+    """Requests and limits of a serving pod's server (with `md`, its spec's own over the
+    defaults), or of its fetch (the operator's step: the defaults; it streams the model)."""
+    return _resources(
+        {"cpu": settings.serving_cpu_request, "memory": settings.serving_memory_request},
+        {"memory": settings.serving_memory_limit},
+        md.spec.runtime.resources if md is not None else None,
+    )
+
+
+def _store_access(settings: OperatorSettings, *, read_only: bool) -> tuple[_Mounts, list[str]]:
+    """The volume, mount and arguments that give one container the artifact store: the node's
+    directory of a file:// store, or the files of the store's Secret (never environment
+    variables, which would meet the model's own AWS_* in a container that had both)."""
+    access = _Mounts()
+    access.add_store(settings.artifact_store, read_only=read_only)
+    if settings.artifact_store_secret and not settings.artifact_store.startswith("file://"):
+        access._add(
+            {
+                "name": "store-keys",
+                "secret": {"secretName": settings.artifact_store_secret, "defaultMode": 0o440},
+            },
+            {"name": "store-keys", "mountPath": STORE_KEYS_DIR, "readOnly": True},
+        )
+        return access, ["--credentials-dir", STORE_KEYS_DIR]
+    return access, []
 
 
 def build_args(md: api.ModelDeployment, revision: str, settings: OperatorSettings) -> list[str]:
@@ -168,24 +225,26 @@ def _build_args(
     if model.format != "onnx":
         # Converting a pickled estimator executes it; the user opted in by naming the format.
         args.append("--allow-unsafe-formats")
-    args += [
-        "--publish",
-        naming.artifact_uri(settings.artifact_store, md.namespace, md.name, revision),
-        "--summary-file",
-        "/dev/termination-log",
-    ]
+    args += ["--summary-file", "/dev/termination-log"]
     return args
 
 
 def render_build_job(
     md: api.ModelDeployment, revision: str, settings: OperatorSettings
 ) -> dict[str, Any]:
-    """Render the build Job of a revision."""
+    """Render the build Job of a revision: the build (the model's own code, with the model's
+    credentials) as an init container, then the publish (the operator's image, with the
+    store's) into the artifact store."""
     mounts = _Mounts()
     args = _build_args(md, revision, settings, mounts)
-    mounts.add_store(settings.artifact_store, read_only=False)
-    mounts._add({"name": "out", "emptyDir": {}}, {"name": "out", "mountPath": "/work"})
-    env_from = _store_env(settings)
+    # The root filesystem is read-only: the build writes its variants to /work, and converters
+    # their temporary files to /tmp (HOME points there too: Keras and torch keep caches in it).
+    scratch = {"sizeLimit": settings.build_scratch_limit}
+    work = [{"name": "out", "mountPath": "/work"}, {"name": "tmp", "mountPath": "/tmp"}]
+    mounts._add({"name": "out", "emptyDir": scratch}, work[0])
+    mounts._add({"name": "tmp", "emptyDir": scratch}, work[1])
+    store, store_args = _store_access(settings, read_only=False)
+    env_from = []
     if md.spec.model.credentials_secret:
         env_from.append({"secretRef": {"name": md.spec.model.credentials_secret}})
     labels = {**naming.common_labels(md.name, "build"), naming.REVISION_LABEL: revision}
@@ -199,12 +258,24 @@ def render_build_job(
         backoff_limit=settings.build_backoff_limit,
         deadline_seconds=settings.build_deadline_seconds,
         image=_image(md, settings),
+        runtime_image=settings.runtime_image,
         image_pull_policy=settings.image_pull_policy,
         args=args,
         env_from=env_from,
         volume_mounts=mounts.mounts,
-        volumes=mounts.volumes,
-        init_containers=_prepare_store(md, settings, mounts.mounts),
+        publish_args=[
+            "--source",
+            OUTPUT_DIR,
+            "--destination",
+            naming.artifact_uri(settings.artifact_store, md.namespace, md.name, revision),
+            "--progress",
+            "json",
+            *store_args,
+        ],
+        publish_mounts=work + store.mounts,
+        volumes=mounts.volumes + store.volumes,
+        pod_security=pod_security(settings),
+        resources=build_resources(md, settings),
     )
 
 
@@ -213,14 +284,20 @@ def render_deployment(
     identity: naming.RevisionIdentity,
     settings: OperatorSettings,
     replicas: int,
+    *,
+    digest: str | None,
 ) -> dict[str, Any]:
-    """Render the serving Deployment of a built revision."""
+    """Render the serving Deployment of a built revision. `digest`, the sha256 the build
+    recorded for the model file, pins what the pods fetch (None: a revision made before
+    pinning)."""
     revision = identity.revision
     runtime = md.spec.runtime
     model_dir = f"{MODELS_DIR}/{revision}"
-    fetch = _Mounts()
-    fetch.add_store(settings.artifact_store, read_only=True)
-    fetch._add({"name": "model", "emptyDir": {}}, {"name": "model", "mountPath": MODELS_DIR})
+    fetch, store_args = _store_access(settings, read_only=True)
+    fetch._add(
+        {"name": "model", "emptyDir": {"sizeLimit": settings.model_volume_limit}},
+        {"name": "model", "mountPath": MODELS_DIR},
+    )
     serve_args = [
         "--model",
         model_dir,
@@ -245,15 +322,16 @@ def render_deployment(
         "--feedback-key-file",
         f"{FEEDBACK_KEY_DIR}/{FEEDBACK_KEY_FILE}",
     ]
-    resources: dict[str, Any] = {}
-    if runtime.resources is not None:
-        resources = runtime.resources.model_dump(mode="json", by_alias=True, exclude_none=True)
     return _render(
         "deployment.yaml.j2",
         name=identity.name,
         namespace=identity.namespace,
         labels=identity.labels,
         annotations={naming.REVISION_ANNOTATION: revision},
+        deployment_annotations={
+            naming.REVISION_ANNOTATION: revision,
+            **({naming.DIGEST_ANNOTATION: digest} if digest else {}),
+        },
         owner=identity.owner,
         replicas=replicas,
         selector=identity.selector,
@@ -263,20 +341,25 @@ def render_deployment(
         # Covers the preStop drain, then the runtime's own wait for in-flight requests.
         grace_seconds=settings.drain_seconds + RUNTIME_DRAIN_TIMEOUT_SECONDS + 5,
         image=_image(md, settings),
+        # The fetch holds the store's keys: always the operator's image, never an override.
+        runtime_image=settings.runtime_image,
         image_pull_policy=settings.image_pull_policy,
         fetch_args=[
             "--source",
             naming.artifact_uri(settings.artifact_store, md.namespace, md.name, revision),
             "--output",
             model_dir,
+            *(["--model-sha256", digest] if digest else []),
+            *store_args,
         ],
-        env_from=_store_env(settings),
         fetch_mounts=fetch.mounts,
         serve_args=serve_args,
         http_port=naming.HTTP_PORT,
         grpc_port=naming.GRPC_PORT,
-        resources=resources,
-        volumes=fetch.volumes,
+        resources=serving_resources(md, settings),
+        fetch_resources=serving_resources(None, settings),
+        pod_security=pod_security(settings),
+        volumes=[*fetch.volumes, {"name": "tmp", "emptyDir": {"sizeLimit": TMP_LIMIT}}],
         feedback_key_dir=FEEDBACK_KEY_DIR,
         feedback_key_volume={
             "name": "feedback-key",

@@ -34,6 +34,8 @@ class ObservedDeployment:
     legacy: bool
     # The Deployment controller's own verdict: no progress within progressDeadlineSeconds.
     deadline_exceeded: bool = False
+    # The model file's sha256 its pods require (None: made before artifacts were pinned).
+    digest: str | None = None
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> ObservedDeployment:
@@ -62,6 +64,7 @@ class ObservedDeployment:
                 c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
                 for c in status.get("conditions") or []
             ),
+            digest=(meta.get("annotations") or {}).get(naming.DIGEST_ANNOTATION),
         )
 
 
@@ -190,6 +193,7 @@ def plan_revisions(
     serving: Serving,
     *,
     built: bool,
+    digest: str | None = None,
     prior: api.Revisions | None,
     pods: Sequence[dict[str, Any]] = (),
     action: rollout.Action | None = None,
@@ -202,6 +206,8 @@ def plan_revisions(
     """Decide the serving children of a ModelDeployment whose current revision is `built` or
     not yet, and its routes on the Gateway (`gateway`: what was read of them, gatewayAPI
     router only).
+
+    `digest` is the sha256 the current revision's pods require of the model file they fetch.
 
     Until every wanted pod of the current revision is ready, the revision the Service selects
     keeps serving at the wanted size. A revision not ready within its progress deadline is
@@ -249,6 +255,7 @@ def plan_revisions(
                 measured=measured,
                 routed=verdict.routed(identity.name) if verdict is not None else None,
                 settings=settings,
+                digest=digest,
                 now=now,
             )
             replicas = canary.canary_replicas
@@ -261,7 +268,7 @@ def plan_revisions(
                     at=format_time(now),
                 )
         desired = render.render_deployment(
-            md, identity, settings, 0 if failed is not None else replicas
+            md, identity, settings, 0 if failed is not None else replicas, digest=digest
         )
         unchanged = current is not None and contains(current.body, desired)
         ready = failed is None and unchanged and current is not None and current.rolled_out
@@ -271,7 +278,7 @@ def plan_revisions(
             if deadline_in <= 0 or (current is not None and current.deadline_exceeded):
                 failed = _failure(md, identity, current, pods, now)
                 starting, deadline_in, canary = None, None, None
-                desired = render.render_deployment(md, identity, settings, 0)
+                desired = render.render_deployment(md, identity, settings, 0, digest=digest)
                 unchanged = current is not None and contains(current.body, desired)
         if not unchanged:
             apply.append(desired)
@@ -386,6 +393,7 @@ def _canary_step(
     measured: IntervalVerdict | None,
     routed: int | None,
     settings: OperatorSettings,
+    digest: str | None,
     now: datetime.datetime,
 ) -> rollout.Step:
     """One step of the canary state machine on what the two Deployments show (and, under a
@@ -393,7 +401,9 @@ def _canary_step(
     canary_pods = None
     if current is not None:
         # Its pods count only when they run the current template (at whatever size).
-        template = render.render_deployment(md, identity, settings, current.spec_replicas)
+        template = render.render_deployment(
+            md, identity, settings, current.spec_replicas, digest=digest
+        )
         fresh = contains(current.body, template)
         canary_pods = rollout.Pods(
             current.spec_replicas, current.ready_replicas, fresh and current.rolled_out
@@ -434,8 +444,7 @@ def _failure(
     now: datetime.datetime,
 ) -> api.FailedRevision:
     """The record of a revision that missed its deadline, in its pods' own words."""
-    selector = identity.selector.items()
-    own = [p for p in pods if selector <= ((p.get("metadata") or {}).get("labels") or {}).items()]
+    own = podstate.selected(pods, identity.selector)
     ready = current.ready_replicas if current is not None else 0
     said = podstate.describe(own) or "its pods report no error (slow start? raise the deadline)"
     message = (

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ENV_PREFIX = "MODELSHIP_"
+# A Kubernetes resource quantity (500m, 2, 512Mi, 4Gi, 1e3).
+QUANTITY = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[mkMGTPE]|[KMGTPE]i)?$"
 
 
 class OperatorSettings(BaseModel):
@@ -37,10 +39,26 @@ class OperatorSettings(BaseModel):
         default=None,
         description="Secret (in each model's namespace) with the S3 credentials of the store.",
     )
-    artifact_store_uid: int = Field(
+    run_as_user: int = Field(
         default=65532,
-        ge=0,
-        description="User id of the runtime image; owns this model's directory of a file:// store.",
+        ge=1,
+        description="User and group id of every pod the operator creates (the runtime image's "
+        "user; never root). A file:// store must be writable by it.",
+    )
+    # Requests and limits of the containers the operator creates; a ModelDeployment overrides
+    # them (spec.runtime.resources, spec.optimization.resources) key by key.
+    build_cpu_request: str = Field(default="250m", pattern=QUANTITY)
+    build_memory_request: str = Field(default="512Mi", pattern=QUANTITY)
+    build_memory_limit: str = Field(default="4Gi", pattern=QUANTITY)
+    serving_cpu_request: str = Field(default="100m", pattern=QUANTITY)
+    serving_memory_request: str = Field(default="256Mi", pattern=QUANTITY)
+    serving_memory_limit: str = Field(default="2Gi", pattern=QUANTITY)
+    # The writable emptyDirs under a read-only root filesystem.
+    build_scratch_limit: str = Field(
+        default="8Gi", pattern=QUANTITY, description="sizeLimit of a build's /work and /tmp."
+    )
+    model_volume_limit: str = Field(
+        default="4Gi", pattern=QUANTITY, description="sizeLimit of a serving pod's /models."
     )
     namespaces: tuple[str, ...] = Field(
         default=(), description="Namespaces to watch; empty means the whole cluster."

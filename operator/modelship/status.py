@@ -55,6 +55,8 @@ class Facts:
     conflicts: tuple[str, ...] = ()
     # Why nothing new is built or started (a host path outside development mode).
     refused: str | None = None
+    # What the current revision's pods that are not ready say (pods.describe), "" when nothing.
+    pods_said: str = ""
 
 
 @dataclass(frozen=True)
@@ -213,11 +215,15 @@ def derive_status(
         # A revision that served fully and lost pods: degraded, never "rolling out".
         phase, reason = "Degraded", "ReplicasUnavailable"
         message = f"revision {facts.revision}: {facts.ready_replicas}/{desired} replicas ready"
+        if facts.pods_said:
+            message += f" ({facts.pods_said})"
     else:
         phase, reason = "Deploying", "RollingOut"
         message = (
             f"starting revision {facts.revision}: {facts.ready_replicas}/{desired} replicas ready"
         )
+        if facts.pods_said:
+            message += f" ({facts.pods_said})"
     if keeps_serving and phase != "Ready":
         message += f"; {serves_note}"
 

@@ -1,4 +1,4 @@
-"""Command line of the runtime image: dispatches `serve`, `build` and `fetch` to their modules."""
+"""Command line of the runtime image: dispatches `serve`, `build`, `fetch`, `publish` to modules."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ SUBCOMMANDS = {
     "serve": ("modelship_runtime.server.cli", "Serve a model over the Open Inference Protocol."),
     "build": ("modelship_runtime.build.cli", "Fetch, convert, optimize, validate, publish."),
     "fetch": ("modelship_runtime.build.fetch_cli", "Download a model or artifact to a directory."),
+    "publish": ("modelship_runtime.build.publish_cli", "Publish a finished build to the store."),
 }
 
 
 def _usage() -> str:
-    lines = ["usage: modelship-runtime {serve,build,fetch} [options]", ""]
+    lines = ["usage: modelship-runtime {serve,build,fetch,publish} [options]", ""]
     lines += [f"  {name:<8}{help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     return "\n".join(lines)
 

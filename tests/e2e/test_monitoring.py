@@ -18,14 +18,13 @@ from kubernetes import client
 from tests.e2e.test_dashboards_live import check_dashboards_live
 from tests.support import operator_install
 from tests.support.cluster import Cluster
-from tests.support.onnx_models import write_linear_onnx
 from tests.support.prometheus import Prometheus
+from tests.support.store import MODEL_SECRET, ObjectStore
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 GROUP, VERSION, PLURAL = "modelship.io", "v1alpha1", "modeldeployments"
 
-MODELS_ROOT = Path("/var/lib/modelship/e2e")
 WEIGHTS = (np.arange(12, dtype=np.float32).reshape(4, 3) % 5 - 2) / 3
 PREDICTIONS = 40
 CORRECT = 30  # labels agreeing with the model: true accuracy 30/40 = 0.75
@@ -52,9 +51,8 @@ def served(
 ) -> Iterator[Served]:
     """md/linear built and Ready, served by the operator installed from manifests/ (its image,
     its RBAC, its PodMonitor), with every monitoring object on and a short SLO window."""
-    model_path = MODELS_ROOT / namespace / "model.onnx"
-    write_linear_onnx(model_path, WEIGHTS)
     installed = operator_install.install(cluster, namespace, tmp_path, pod_monitor=True)
+    uri = ObjectStore.from_endpoints().upload_linear(namespace, "model", WEIGHTS)
     custom: Any = client.CustomObjectsApi(api_client)
     core: Any = client.CoreV1Api(api_client)
     try:
@@ -68,7 +66,7 @@ def served(
                 "kind": "ModelDeployment",
                 "metadata": {"name": "linear"},
                 "spec": {
-                    "model": {"uri": f"file://{model_path}"},
+                    "model": {"uri": uri, "credentialsSecret": MODEL_SECRET},
                     "replicas": 1,
                     "monitoring": {
                         "podMonitor": True,
@@ -100,7 +98,6 @@ def served(
         assert "forbidden" not in installed.logs().lower()
     finally:
         installed.uninstall()
-        model_path.unlink(missing_ok=True)
 
 
 def _post(url: str, body: Any) -> dict[str, Any]:

@@ -17,13 +17,11 @@ from kubernetes import client
 
 from tests.support import operator_install
 from tests.support.cluster import Cluster
-from tests.support.onnx_models import write_linear_onnx
+from tests.support.store import MODEL_SECRET, ObjectStore
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
-# The node is this machine: a file:// model URI is a host path the build Job mounts.
-MODELS_ROOT = Path("/var/lib/modelship/e2e")
 GROUP, VERSION, PLURAL = "modelship.io", "v1alpha1", "modeldeployments"
 
 
@@ -35,7 +33,7 @@ def test_operator_image_with_manifest_rbac_serves_a_model(
 ) -> None:
     installed = operator_install.install(cluster, namespace, tmp_path)
     base = installed.base()
-    model_path = MODELS_ROOT / namespace / "model.onnx"
+    store = ObjectStore.from_endpoints()
     try:
         apps = client.AppsV1Api(api_client)
         operator = installed.deployment
@@ -50,7 +48,7 @@ def test_operator_image_with_manifest_rbac_serves_a_model(
         )
 
         weights = np.arange(6, dtype=np.float32).reshape(3, 2) / 4
-        write_linear_onnx(model_path, weights)
+        uri = store.upload_linear(namespace, "model", weights)
         custom = client.CustomObjectsApi(api_client)
         custom.create_namespaced_custom_object(
             GROUP,
@@ -61,7 +59,10 @@ def test_operator_image_with_manifest_rbac_serves_a_model(
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": "ModelDeployment",
                 "metadata": {"name": "linear"},
-                "spec": {"model": {"uri": f"file://{model_path}"}, "replicas": 1},
+                "spec": {
+                    "model": {"uri": uri, "credentialsSecret": MODEL_SECRET},
+                    "replicas": 1,
+                },
             },
         )
         operator_install.run(
@@ -102,4 +103,3 @@ def test_operator_image_with_manifest_rbac_serves_a_model(
         assert "forbidden" not in logs.lower(), logs[-3000:]
     finally:
         installed.uninstall()
-        model_path.unlink(missing_ok=True)

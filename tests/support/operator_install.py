@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.cluster import REPO, Cluster, kubectl
+from kubernetes import client, config
 
-# The operator's settings in hack/development (`make demo`): host paths on this one node.
-DEVELOPMENT_ENV = {
-    "MODELSHIP_DEVELOPMENT": "true",
-    "MODELSHIP_ARTIFACT_STORE": "file:///var/lib/modelship/artifacts",
+from tests.support.cluster import REPO, Cluster, kubectl
+from tests.support.store import STORE_SECRET, ObjectStore
+
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
 }
 
 
@@ -72,14 +74,28 @@ def install(
     pod_monitor: bool = False,
 ) -> InstalledOperator:
     """Renders manifests/ (RBAC + Deployment, and the operator's PodMonitor when asked) into
-    `namespace` and applies it server-side."""
+    `namespace` and applies it server-side. The namespace is made what a shared cluster's is:
+    `restricted` Pod Security enforced (the operator and every pod it makes run under it), the
+    store's and the models' keys in their Secrets; the store is the cluster's MinIO."""
+    store = ObjectStore.from_endpoints()
+    run(
+        kubectl(), "--kubeconfig", cluster.kubeconfig, "label", "--overwrite", "namespace",
+        namespace, *(f"{k}={v}" for k, v in RESTRICTED.items()),
+    )  # fmt: skip
+    core = client.CoreV1Api(config.new_client_from_config(config_file=cluster.kubeconfig))
+    store.give_keys(core, namespace)
     suffix = f"-{namespace[-6:]}"
     resources = ["rbac.yaml", "deployment.yaml"]
     for name in resources:
         shutil.copy(REPO / "manifests" / name, workdir / name)
-    # Merged by name over the manifest's env (a strategic merge patch): what hack/development
-    # sets for a one-node cluster (host paths allowed), the test namespace, the caller's own.
-    extra_env = {**DEVELOPMENT_ENV, "MODELSHIP_NAMESPACES": namespace, **(env or {})}
+    # Merged by name over the manifest's env (a strategic merge patch): the manifest's own
+    # production settings with this cluster's bucket, the test namespace, the caller's own.
+    extra_env = {
+        "MODELSHIP_ARTIFACT_STORE": store.artifact_store,
+        "MODELSHIP_ARTIFACT_STORE_SECRET": STORE_SECRET,
+        "MODELSHIP_NAMESPACES": namespace,
+        **(env or {}),
+    }
     container = {"name": "operator", "env": [{"name": k, "value": v} for k, v in extra_env.items()]}
     patches: list[dict[str, Any]] = [
         {

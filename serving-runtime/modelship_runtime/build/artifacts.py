@@ -38,8 +38,13 @@ def fetch_artifact(
     sha256: str | None,
     policy: RetryPolicy,
     progress: Progress,
+    model_sha256: str | None = None,
 ) -> list[Path]:
-    """Fetch into `output`; a build arrives as its selected model file, then manifest.json last."""
+    """Fetch into `output`; a build arrives as its selected model file, then manifest.json last.
+
+    `model_sha256` pins a build to the model file its build recorded: a manifest that lists
+    another digest (the build was replaced or edited in the store since) is refused, as is a
+    file that does not match it."""
     base = build_base(uri)
     if base is None:
         fetched = fetch_file(uri, output, sha256=sha256, policy=policy, progress=progress)
@@ -56,6 +61,12 @@ def fetch_artifact(
         )
     if "/" in selected.file or selected.file.startswith("."):
         raise FetchError(f"{base}{MANIFEST_NAME}: file name {selected.file!r} is not a plain name")
+    if model_sha256 is not None and selected.sha256.lower() != model_sha256.lower():
+        raise FetchError(
+            f"{base}{selected.file}: the store lists sha256 {selected.sha256} but the build "
+            f"recorded {model_sha256.lower()}: the artifact changed after it was built, so it is "
+            "not served"
+        )
     fetch_file(
         base + selected.file, scratch, sha256=selected.sha256, policy=policy, progress=progress
     )

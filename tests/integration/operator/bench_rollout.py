@@ -32,11 +32,11 @@ import pytest
 from modelship.timestamps import parse_time
 
 from tests.support.load import Answer, SteadyLoad
-from tests.support.onnx_models import write_linear_onnx, write_slow_linear_onnx
+from tests.support.onnx_models import write_slow_linear_onnx
+from tests.support.store import ObjectStore
 from tests.support.waiting import wait_until
 
 from .conftest import (
-    MODELS_ROOT,
     Models,
     OperatorProcess,
     analysed_spec,
@@ -89,16 +89,18 @@ def _run(models: Models, scenario: str) -> Result:
     stable = ready_and_scraped(models, name)
     service = models.core.read_namespaced_service(name, models.namespace)
     load = SteadyLoad(service.spec.cluster_ip, name).start()
-    path = MODELS_ROOT / models.namespace / f"{name}-b.onnx"
-    if scenario == "erroring":
-        write_linear_onnx(path, np.ones((5, 3), dtype=np.float32))  # 5 inputs, clients send 4
+    store = ObjectStore.from_endpoints()
+    if scenario == "erroring":  # 5 inputs, clients send 4
+        uri = store.upload_linear(models.namespace, f"{name}-b", np.ones((5, 3), dtype=np.float32))
     elif scenario == "slow":
-        write_slow_linear_onnx(path, WEIGHTS * 0.2)
+        uri = store.upload_linear(
+            models.namespace, f"{name}-b", WEIGHTS * 0.2, writer=write_slow_linear_onnx
+        )
     else:
-        write_linear_onnx(path, WEIGHTS * 0.2)
+        uri = store.upload_linear(models.namespace, f"{name}-b", WEIGHTS * 0.2)
     wanted = "Promoted" if scenario == "good" else "RolledBack"
     try:
-        models.patch_spec(name, {"model": {"uri": f"file://{path}"}})
+        models.patch_spec(name, {"model": {"uri": uri}})
         canary = models.new_revision(name, stable, timeout=60)
         wait_until(
             lambda: (

@@ -25,8 +25,9 @@ from modelship import api, crd, rollout
 from modelship.timestamps import format_time
 
 from tests.support.cluster import Cluster, kubectl
-from tests.support.onnx_models import write_linear_onnx
 from tests.support.prometheus import Prometheus, prometheus_url
+from tests.support.store import BUCKET as STORE_BUCKET
+from tests.support.store import MODEL_SECRET, STORE_SECRET, ObjectStore
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
@@ -104,6 +105,10 @@ class Models:
         return client.CoreV1Api(self.api_client)
 
     def create(self, name: str, spec: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        model = spec.get("model") or {}
+        if str(model.get("uri", "")).startswith(f"s3://{STORE_BUCKET}/"):
+            # A model uploaded to the cluster's object store is read with the namespace's keys.
+            spec = {**spec, "model": {"credentialsSecret": MODEL_SECRET, **model}}
         body = {
             "apiVersion": f"{api.GROUP}/{api.VERSION}",
             "kind": api.KIND,
@@ -355,14 +360,31 @@ def operator_process(
         proc.stop()
 
 
-# The node is this machine: file:// URIs and the file:// artifact store are its host paths.
-MODELS_ROOT = Path("/var/lib/modelship/e2e")
 DRAIN_SECONDS = 5
-SERVING_ENV = {
-    "MODELSHIP_RUNTIME_IMAGE": "docker.io/modelship/runtime:0.1.0",
-    "MODELSHIP_ARTIFACT_STORE": "file:///var/lib/modelship/artifacts",
-    "MODELSHIP_DRAIN_SECONDS": str(DRAIN_SECONDS),
+# What a namespace on a shared cluster enforces: every e2e model runs under it.
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
 }
+
+
+def serving_env() -> dict[str, str]:
+    """The operator's settings for models that really build and serve: the real runtime image,
+    production mode (no host path anywhere), builds published to the cluster's object store."""
+    return {
+        "MODELSHIP_RUNTIME_IMAGE": "docker.io/modelship/runtime:0.1.0",
+        "MODELSHIP_DEVELOPMENT": "false",
+        "MODELSHIP_ARTIFACT_STORE": ObjectStore.from_endpoints().artifact_store,
+        "MODELSHIP_ARTIFACT_STORE_SECRET": STORE_SECRET,
+        "MODELSHIP_DRAIN_SECONDS": str(DRAIN_SECONDS),
+    }
+
+
+def serving_namespace(models: Models) -> None:
+    """Make the test's namespace what a shared cluster's is: `restricted` Pod Security
+    enforced, and the Secrets with the keys of the store and of the models."""
+    models.core.patch_namespace(models.namespace, {"metadata": {"labels": RESTRICTED}})
+    ObjectStore.from_endpoints().give_keys(models.core, models.namespace)
 
 
 @pytest.fixture
@@ -370,10 +392,11 @@ def serving_operator(
     models: Models, operator_environment: dict[str, str], tmp_path: Path
 ) -> Iterator[OperatorProcess]:
     """The operator as a process, with the real runtime image (not started yet)."""
+    serving_namespace(models)
     yield from stopped_at_the_end(
         OperatorProcess(
             models.namespace,
-            {**operator_environment, **SERVING_ENV, "MODELSHIP_METRICS_PORT": str(free_port())},
+            {**operator_environment, **serving_env(), "MODELSHIP_METRICS_PORT": str(free_port())},
             tmp_path / "operator.log",
         )
     )
@@ -385,7 +408,8 @@ def analysing_operator(
 ) -> Iterator[OperatorProcess]:
     """The operator as a process, with the real runtime image, reading the cluster's Prometheus
     (not started yet)."""
-    env = {**operator_environment, **SERVING_ENV, "MODELSHIP_PROMETHEUS_URL": prometheus_url()}
+    serving_namespace(models)
+    env = {**operator_environment, **serving_env(), "MODELSHIP_PROMETHEUS_URL": prometheus_url()}
     env["MODELSHIP_METRICS_PORT"] = str(free_port())
     yield from stopped_at_the_end(OperatorProcess(models.namespace, env, tmp_path / "operator.log"))
 
@@ -435,10 +459,9 @@ def stopped_at_the_end(operator: OperatorProcess) -> Iterator[OperatorProcess]:
 
 
 def model_file(namespace: str, name: str, scale: float) -> str:
-    """A linear ONNX model on the node (this machine), as a file:// URI."""
-    path = MODELS_ROOT / namespace / f"{name}.onnx"
-    write_linear_onnx(path, np.arange(12, dtype=np.float32).reshape(4, 3) * scale)
-    return f"file://{path}"
+    """A linear ONNX model (x @ arange(12).reshape(4, 3) * scale) in the cluster's object store."""
+    weights = np.arange(12, dtype=np.float32).reshape(4, 3) * scale
+    return ObjectStore.from_endpoints().upload_linear(namespace, name, weights)
 
 
 @dataclass

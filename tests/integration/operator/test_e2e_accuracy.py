@@ -19,12 +19,11 @@ import pytest
 from modelship import naming
 
 from tests.support.load import LabellingLoad
-from tests.support.onnx_models import write_linear_onnx
 from tests.support.prometheus import Prometheus
+from tests.support.store import ObjectStore
 from tests.support.waiting import holds_for, wait_until
 
 from .conftest import (
-    MODELS_ROOT,
     Models,
     OperatorProcess,
     analysed_spec,
@@ -41,9 +40,7 @@ TRUE_CLASS = 2
 
 
 def _uri(models: Models, name: str, weights: np.ndarray[Any, Any]) -> str:
-    path = MODELS_ROOT / models.namespace / f"{name}.onnx"
-    write_linear_onnx(path, weights)
-    return f"file://{path}"
+    return ObjectStore.from_endpoints().upload_linear(models.namespace, name, weights)
 
 
 def _sums(prometheus: Prometheus, namespace: str, name: str, metric: str) -> dict[str, int]:

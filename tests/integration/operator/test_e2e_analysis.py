@@ -14,11 +14,11 @@ from modelship import naming
 from modelship.timestamps import parse_time
 
 from tests.support.load import SteadyLoad
-from tests.support.onnx_models import write_linear_onnx, write_slow_linear_onnx
+from tests.support.onnx_models import write_slow_linear_onnx
+from tests.support.store import ObjectStore
 from tests.support.waiting import holds_for, wait_until
 
 from .conftest import (
-    MODELS_ROOT,
     Models,
     OperatorProcess,
     analysed_spec,
@@ -77,10 +77,11 @@ def test_an_erroring_canary_is_rolled_back_after_its_first_interval(
     service = models.core.read_namespaced_service("bad", models.namespace)
     load = SteadyLoad(service.spec.cluster_ip, "bad").start()
     # Five inputs where the clients send four: every request the canary gets fails with 400.
-    wide = MODELS_ROOT / models.namespace / "bad-b.onnx"
-    write_linear_onnx(wide, np.ones((5, 3), dtype=np.float32))
+    wide = ObjectStore.from_endpoints().upload_linear(
+        models.namespace, "bad-b", np.ones((5, 3), dtype=np.float32)
+    )
     try:
-        models.patch_spec("bad", {"model": {"uri": f"file://{wide}"}})
+        models.patch_spec("bad", {"model": {"uri": wide}})
         started = wait_until(
             lambda: (models.status("bad").get("canary") or {}).get("stepStartedAt"),
             timeout=240,
@@ -126,10 +127,14 @@ def test_a_slow_canary_is_rolled_back_on_its_p99_against_stable(
     service = models.core.read_namespaced_service("slow", models.namespace)
     load = SteadyLoad(service.spec.cluster_ip, "slow").start()
     # The same answers as a linear model, computed the long way: ~0.1 s a request on this CPU.
-    slow = MODELS_ROOT / models.namespace / "slow-b.onnx"
-    write_slow_linear_onnx(slow, np.arange(12, dtype=np.float32).reshape(4, 3) * 0.2)
+    slow = ObjectStore.from_endpoints().upload_linear(
+        models.namespace,
+        "slow-b",
+        np.arange(12, dtype=np.float32).reshape(4, 3) * 0.2,
+        writer=write_slow_linear_onnx,
+    )
     try:
-        models.patch_spec("slow", {"model": {"uri": f"file://{slow}"}})
+        models.patch_spec("slow", {"model": {"uri": slow}})
         started = wait_until(
             lambda: (models.status("slow").get("canary") or {}).get("stepStartedAt"),
             timeout=240,

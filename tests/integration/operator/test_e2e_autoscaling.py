@@ -36,13 +36,14 @@ from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import holds_for, wait_until
 
 from .conftest import (
-    SERVING_ENV,
     Models,
     OperatorProcess,
     Sampler,
     free_port,
     model_file,
     ready_and_scraped,
+    serving_env,
+    serving_namespace,
     stopped_at_the_end,
 )
 
@@ -79,9 +80,10 @@ def scaling_operator(
 ) -> Iterator[OperatorProcess]:
     """The operator as a process with the real runtime image, reading Prometheus through the
     forwarder (not started yet)."""
+    serving_namespace(models)
     env = {
         **operator_environment,
-        **SERVING_ENV,
+        **serving_env(),
         "MODELSHIP_PROMETHEUS_URL": proxy.url,
         "MODELSHIP_PROMETHEUS_SCRAPE_INTERVAL_SECONDS": str(SCRAPE),
         "MODELSHIP_METRICS_PORT": str(free_port()),

@@ -18,7 +18,7 @@ from tests.support import kstatus
 from tests.support.load import SteadyLoad
 from tests.support.waiting import wait_until
 
-from .conftest import SERVING_ENV, Models, OperatorProcess, ReadyWatch, model_file
+from .conftest import Models, OperatorProcess, ReadyWatch, model_file, serving_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -131,7 +131,7 @@ def _legacy_layout(models: Models, name: str, replicas: int) -> str:
     Deployment named like the model, a Service selecting every serving pod, status written."""
     md = api.ModelDeployment.from_body(models.get(name))
     revision = md.spec.revision()
-    settings = OperatorSettings.from_env(SERVING_ENV)
+    settings = OperatorSettings.from_env(serving_env())
     models.batch.create_namespaced_job(
         models.namespace, render.render_build_job(md, revision, settings)
     )
@@ -139,7 +139,7 @@ def _legacy_layout(models: Models, name: str, replicas: int) -> str:
         models.namespace, render.render_feedback_key_secret(md, b"k" * 32)
     )
     deployment = render.render_deployment(
-        md, naming.RevisionIdentity.of(md, revision), settings, replicas
+        md, naming.RevisionIdentity.of(md, revision), settings, replicas, digest=None
     )
     deployment["metadata"]["name"] = naming.legacy_deployment_name(name)
     deployment["metadata"]["labels"] = naming.common_labels(name, "server")

@@ -10,36 +10,59 @@ from typing import Any
 
 import numpy as np
 import pytest
+from modelship import naming
 
 from tests.support.cluster import Cluster, kubectl
-from tests.support.onnx_models import write_linear_onnx
+from tests.support.store import MODEL_SECRET, STORE_SECRET, ObjectStore
 from tests.support.waiting import wait_until
 
-from .conftest import Models, OperatorProcess, free_port
+from .conftest import Models, OperatorProcess, free_port, serving_env, serving_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-# The node is this machine: file:// URIs and the file:// artifact store are its host paths.
-MODELS_ROOT = Path("/var/lib/modelship/e2e")
+
+def _secrets_of(container: Any, volumes: dict[str, str]) -> set[str]:
+    """The Secrets a container holds: by envFrom, or by a mounted Secret volume."""
+    by_env = {e.secret_ref.name for e in container.env_from or [] if e.secret_ref}
+    by_file = {volumes[m.name] for m in container.volume_mounts or [] if m.name in volumes}
+    return by_env | by_file
+
+
+def _keys_reached_only_their_own_containers(models: Models, revision: str) -> None:
+    """The pods that ran: the build step held the model's keys and nothing else, the publish
+    and the fetch the store's and nothing else (the build read the model from the store and the
+    publish wrote it there, so each had what it needed)."""
+    job = naming.build_job_name("linear", revision)
+    build_pods = models.core.list_namespaced_pod(
+        models.namespace, label_selector=f"batch.kubernetes.io/job-name={job}"
+    ).items
+    assert build_pods
+    selector = ",".join(f"{k}={v}" for k, v in naming.server_selector("linear").items())
+    serving_pods = models.core.list_namespaced_pod(models.namespace, label_selector=selector).items
+    for pod in [*build_pods, *serving_pods]:
+        volumes = {v.name: v.secret.secret_name for v in pod.spec.volumes if v.secret}
+        volumes.pop("feedback-key", None)  # the server's signing key, not a store's
+        held = {
+            c.name: _secrets_of(c, volumes) for c in pod.spec.init_containers + pod.spec.containers
+        }
+        assert held in (
+            {"build": {MODEL_SECRET}, "publish": {STORE_SECRET}},
+            {"fetch": {STORE_SECRET}, "server": set()},
+        ), held
 
 
 def test_model_is_built_served_and_answers_through_its_service(
     models: Models, cluster: Cluster, operator_environment: dict[str, str], tmp_path: Path
 ) -> None:
     weights = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
-    model_path = MODELS_ROOT / models.namespace / "model.onnx"
-    write_linear_onnx(model_path, weights)
-    env = {
-        **operator_environment,
-        # The real runtime image and the development artifact store (a hostPath).
-        "MODELSHIP_RUNTIME_IMAGE": "docker.io/modelship/runtime:0.1.0",
-        "MODELSHIP_ARTIFACT_STORE": "file:///var/lib/modelship/artifacts",
-        "MODELSHIP_METRICS_PORT": str(free_port()),
-    }
+    uri = ObjectStore.from_endpoints().upload_linear(models.namespace, "model", weights)
+    # A namespace enforcing `restricted`, an S3 store, production mode: no host path at all.
+    serving_namespace(models)
+    env = {**operator_environment, **serving_env(), "MODELSHIP_METRICS_PORT": str(free_port())}
     operator = OperatorProcess(models.namespace, env, tmp_path / "operator.log")
     operator.start()
     try:
-        models.create("linear", {"model": {"uri": f"file://{model_path}"}, "replicas": 1})
+        models.create("linear", {"model": {"uri": uri}, "replicas": 1})
 
         # Fail fast (with the build's own words) instead of waiting out kubectl's timeout.
         def settled_status() -> dict[str, Any] | None:
@@ -71,6 +94,7 @@ def test_model_is_built_served_and_answers_through_its_service(
             status["revisions"]["stable"]["revision"] == status["revisions"]["current"]["revision"]
         )
         assert status["build"]["state"] == "Succeeded"
+        _keys_reached_only_their_own_containers(models, status["revisions"]["current"]["revision"])
 
         service = models.core.read_namespaced_service("linear", models.namespace)
         url = f"http://{service.spec.cluster_ip}:8080/v2/models/linear/infer"
@@ -105,4 +129,3 @@ def test_model_is_built_served_and_answers_through_its_service(
         assert operator.api_writes() == writes, operator.metric("modelship_api_requests_total")
     finally:
         operator.stop()
-        model_path.unlink(missing_ok=True)

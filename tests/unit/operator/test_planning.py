@@ -46,7 +46,7 @@ def deployment(
 ) -> ObservedDeployment:
     """A revision's Deployment as the apiserver returns it, with `ready` pods ready."""
     body = render.render_deployment(
-        md, naming.RevisionIdentity.of(md, revision), settings, replicas
+        md, naming.RevisionIdentity.of(md, revision), settings, replicas, digest=None
     )
     if legacy:
         # As operators before per-revision Deployments made it: named like the model, its
@@ -706,3 +706,116 @@ def test_job_observation() -> None:
     seen = ObservedJob.from_body(body)
     assert seen.state == "Failed" and seen.revision == "r"
     assert "BackoffLimitExceeded" in seen.message
+
+
+def fetch_args(deployment_body: dict[str, Any]) -> list[str]:
+    (fetch,) = deployment_body["spec"]["template"]["spec"]["initContainers"]
+    return list(fetch["args"])
+
+
+SHA = "ab" * 32
+BUILT = builds.BuildSummary(
+    ok=True, selected="fp32", variants=(api.BuildVariant(name="fp32", sha256=SHA, selected=True),)
+)
+
+
+def test_a_new_revision_is_pinned_to_the_digest_its_build_recorded(
+    settings: OperatorSettings,
+) -> None:
+    observed = Observed(jobs=(job(REV, "Succeeded"),))
+    plan = planning.plan(MD, observed, settings, AT_REST, NOW, build=BUILT)
+    body = plan.revisions.apply[0]
+    assert fetch_args(body)[-2:] == ["--model-sha256", SHA]
+    assert body["metadata"]["annotations"][naming.DIGEST_ANNOTATION] == SHA
+    # A build without a summary (made by an operator before pinning) is served unpinned.
+    unpinned = planning.plan(MD, observed, settings, AT_REST, NOW).revisions.apply[0]
+    assert "--model-sha256" not in fetch_args(unpinned)
+
+
+def test_a_kept_revision_keeps_its_pin_once_its_build_is_gone(settings: OperatorSettings) -> None:
+    md = make_md({"model": {"uri": "s3://models/fraud/v1.onnx"}, "replicas": 2})
+    sleeping = render.render_deployment(
+        OLD, naming.RevisionIdentity.of(OLD, OLD_REV), settings, 0, digest=SHA
+    )
+    observed = Observed(
+        serving=Serving(
+            deployments=(
+                ObservedDeployment.from_body(sleeping),
+                deployment(MD, REV, settings, replicas=2),
+            ),
+            service=service(REV),
+            revision_services=(own_service(OLD, OLD_REV), own_service(MD, REV)),
+        ),
+    )
+    prior = remembering(retired(OLD_REV, NOW - datetime.timedelta(hours=1)))
+    plan = plan_for(observed, settings, md=md, prior=prior)
+    (woken,) = plan.revisions.apply
+    assert woken["spec"]["replicas"] == 2
+    assert fetch_args(woken)[-2:] == ["--model-sha256", SHA]
+
+
+def build_pod(build: dict[str, Any] | None, publish: dict[str, Any] | None) -> dict[str, Any]:
+    def statuses(name: str, terminated: dict[str, Any] | None) -> list[dict[str, Any]]:
+        state = {"terminated": terminated} if terminated else {"waiting": {"reason": "PodInit"}}
+        return [{"name": name, "state": state}]
+
+    return {
+        "metadata": {"name": "fraud-build-r-x"},
+        "status": {
+            "initContainerStatuses": statuses("build", build),
+            "containerStatuses": statuses("publish", publish),
+        },
+    }
+
+
+OK_SUMMARY = '{"ok": true, "selected": "fp32", "variants": [{"name": "fp32", "sha256": "ab"}]}'
+
+
+@pytest.mark.parametrize(
+    ("build", "publish", "ok", "step", "error"),
+    [
+        pytest.param(None, None, None, None, None, id="still building: nothing to read"),
+        pytest.param({"exitCode": 0, "message": OK_SUMMARY}, None, True, "build", None, id="built"),
+        pytest.param(
+            {"exitCode": 0, "message": OK_SUMMARY},
+            {"exitCode": 0},
+            True,
+            "build",
+            None,
+            id="built and published",
+        ),
+        pytest.param(
+            {"exitCode": 1, "message": '{"ok": false, "error": "bad pickle"}'},
+            None,
+            False,
+            "build",
+            "bad pickle",
+            id="the build failed",
+        ),
+        pytest.param(
+            {"exitCode": 0, "message": OK_SUMMARY},
+            {"exitCode": 1, "message": "modelship-runtime publish: cannot publish: AccessDenied"},
+            False,
+            "publish",
+            "publishing failed: modelship-runtime publish: cannot publish: AccessDenied",
+            id="built, but the store refused it",
+        ),
+    ],
+)
+def test_a_build_pod_reports_the_step_that_decided(
+    build: dict[str, Any] | None,
+    publish: dict[str, Any] | None,
+    ok: bool | None,
+    step: str | None,
+    error: str | None,
+) -> None:
+    read = builds.read_pod(build_pod(build, publish))
+    if ok is None:
+        assert read is None
+        return
+    assert read is not None
+    summary, _, failed_step = read
+    assert summary is not None and summary.ok is ok and summary.error == error
+    assert failed_step == step
+    if step == "publish":
+        assert summary.digest == "ab"  # what was built is still told

@@ -205,6 +205,13 @@ def test_a_lost_pod_says_the_count() -> None:
     assert event.type == "Warning" and "2/3 replicas ready" in event.message
 
 
+def test_a_lost_pod_says_what_its_pods_report() -> None:
+    said = "init container fetch: exited Error (code 1): the store lists sha256 aa… recorded bb…"
+    f = built(serving_revision=REV, replicas=3, ready_replicas=2, pods_said=said)
+    new = status.derive_status(make_md({**MD_SPEC, "replicas": 3}).spec, 1, STABLE_SAME, f, T0)
+    assert cond(new, "Degraded").message == f"revision {REV}: 2/3 replicas ready ({said})"
+
+
 def test_pods_draining_after_a_scale_down_are_no_loss() -> None:
     f = built(serving_revision=REV, replicas=5, ready_replicas=5)
     new = status.derive_status(make_md({**MD_SPEC, "replicas": 4}).spec, 1, STABLE_SAME, f, T0)
