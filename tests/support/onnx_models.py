@@ -25,6 +25,12 @@ def write_linear_onnx(path: Path, weights: np.ndarray[Any, Any]) -> None:
     onnx.save(model, str(path))
 
 
+# The build's memory limit a slow model needs: timing it at the build's throughput batch holds
+# about 4.8 GB (max RSS of `modelship-runtime build` on it, measured 2026-12-07), over the
+# operator's 4Gi default (spec.optimization.resources raises it).
+SLOW_BUILD_RESOURCES = {"limits": {"memory": "8Gi"}}
+
+
 def write_slow_linear_onnx(
     path: Path,
     weights: np.ndarray[Any, Any],

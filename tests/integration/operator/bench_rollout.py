@@ -32,7 +32,7 @@ import pytest
 from modelship.timestamps import parse_time
 
 from tests.support.load import Answer, SteadyLoad
-from tests.support.onnx_models import write_slow_linear_onnx
+from tests.support.onnx_models import SLOW_BUILD_RESOURCES, write_slow_linear_onnx
 from tests.support.store import ObjectStore
 from tests.support.waiting import wait_until
 
@@ -100,7 +100,8 @@ def _run(models: Models, scenario: str) -> Result:
         uri = store.upload_linear(models.namespace, f"{name}-b", WEIGHTS * 0.2)
     wanted = "Promoted" if scenario == "good" else "RolledBack"
     try:
-        models.patch_spec(name, {"model": {"uri": uri}})
+        resources = SLOW_BUILD_RESOURCES if scenario == "slow" else {}
+        models.patch_spec(name, {"model": {"uri": uri}, "optimization": {"resources": resources}})
         canary = models.new_revision(name, stable, timeout=60)
         wait_until(
             lambda: (

@@ -14,7 +14,7 @@ from modelship import naming
 from modelship.timestamps import parse_time
 
 from tests.support.load import SteadyLoad
-from tests.support.onnx_models import write_slow_linear_onnx
+from tests.support.onnx_models import SLOW_BUILD_RESOURCES, write_slow_linear_onnx
 from tests.support.store import ObjectStore
 from tests.support.waiting import holds_for, wait_until
 
@@ -134,7 +134,10 @@ def test_a_slow_canary_is_rolled_back_on_its_p99_against_stable(
         writer=write_slow_linear_onnx,
     )
     try:
-        models.patch_spec("slow", {"model": {"uri": slow}})
+        models.patch_spec(
+            "slow",
+            {"model": {"uri": slow}, "optimization": {"resources": SLOW_BUILD_RESOURCES}},
+        )
         started = wait_until(
             lambda: (models.status("slow").get("canary") or {}).get("stepStartedAt"),
             timeout=240,
