@@ -14,7 +14,7 @@ import jinja2
 import yaml
 
 from modelship import api, naming, traffic
-from modelship.settings import OperatorSettings
+from modelship.settings import QUANTITY, OperatorSettings
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("modelship", "templates"),
@@ -110,9 +110,6 @@ def pod_security(settings: OperatorSettings) -> dict[str, Any]:
     }
 
 
-_QUANTITY = re.compile(
-    r"([+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)([KMGTPE]i|[mkMGTPE])?"
-)
 _SCALE: dict[str | None, Decimal] = {
     None: Decimal(1),
     "m": Decimal("0.001"),
@@ -123,8 +120,13 @@ _SCALE: dict[str | None, Decimal] = {
 
 def _amount(quantity: int | str) -> Decimal | None:
     """A Kubernetes quantity as a number (None when it is not one: left to the apiserver)."""
-    found = _QUANTITY.fullmatch(str(quantity))
-    return Decimal(found[1]) * _SCALE[found[2]] if found else None
+    found = re.fullmatch(QUANTITY, str(quantity))
+    if found is None:
+        return None
+    number, suffix = found[1], found[3]
+    if suffix and suffix[0] in "eE" and suffix[1:]:
+        return Decimal(number + suffix)  # an exponent, not the exa suffix "E"
+    return Decimal(number) * _SCALE[suffix]
 
 
 def _resources(
@@ -157,13 +159,15 @@ def build_resources(md: api.ModelDeployment, settings: OperatorSettings) -> dict
     )
 
 
-def serving_resources(md: api.ModelDeployment | None, settings: OperatorSettings) -> dict[str, Any]:
-    """Requests and limits of a serving pod's server (with `md`, its spec's own over the
-    defaults), or of its fetch (the operator's step: the defaults; it streams the model)."""
+def serving_resources(
+    md: api.ModelDeployment, settings: OperatorSettings, *, fetch: bool = False
+) -> dict[str, Any]:
+    """Requests and limits of a serving pod's server: its spec's own over the defaults. The
+    fetch (the operator's step, streaming the model whatever its size) keeps the defaults."""
     return _resources(
         {"cpu": settings.serving_cpu_request, "memory": settings.serving_memory_request},
         {"memory": settings.serving_memory_limit},
-        md.spec.runtime.resources if md is not None else None,
+        None if fetch else md.spec.runtime.resources,
     )
 
 
@@ -357,7 +361,7 @@ def render_deployment(
         http_port=naming.HTTP_PORT,
         grpc_port=naming.GRPC_PORT,
         resources=serving_resources(md, settings),
-        fetch_resources=serving_resources(None, settings),
+        fetch_resources=serving_resources(md, settings, fetch=True),
         pod_security=pod_security(settings),
         volumes=[*fetch.volumes, {"name": "tmp", "emptyDir": {"sizeLimit": TMP_LIMIT}}],
         feedback_key_dir=FEEDBACK_KEY_DIR,

@@ -16,11 +16,6 @@ from kubernetes import client, config
 from tests.support.cluster import REPO, Cluster, kubectl
 from tests.support.store import STORE_SECRET, ObjectStore
 
-RESTRICTED = {
-    "pod-security.kubernetes.io/enforce": "restricted",
-    "pod-security.kubernetes.io/enforce-version": "latest",
-}
-
 
 @dataclass(frozen=True)
 class InstalledOperator:
@@ -78,12 +73,8 @@ def install(
     `restricted` Pod Security enforced (the operator and every pod it makes run under it), the
     store's and the models' keys in their Secrets; the store is the cluster's MinIO."""
     store = ObjectStore.from_endpoints()
-    run(
-        kubectl(), "--kubeconfig", cluster.kubeconfig, "label", "--overwrite", "namespace",
-        namespace, *(f"{k}={v}" for k, v in RESTRICTED.items()),
-    )  # fmt: skip
-    core = client.CoreV1Api(config.new_client_from_config(config_file=cluster.kubeconfig))
-    store.give_keys(core, namespace)
+    with config.new_client_from_config(config_file=cluster.kubeconfig) as api_client:
+        store.share(client.CoreV1Api(api_client), namespace)
     suffix = f"-{namespace[-6:]}"
     resources = ["rbac.yaml", "deployment.yaml"]
     for name in resources:

@@ -24,6 +24,11 @@ STORE_SECRET = "modelship-artifact-store"
 MODEL_SECRET = "model-store"
 # hack/store.sh's STORE_BUCKET.
 BUCKET = "modelship"
+# What a namespace on a shared cluster enforces: every model that really runs runs under it.
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,12 @@ class ObjectStore:
             region_name="us-east-1",
             config=Config(s3={"addressing_style": "path"}),
         )
+
+    def share(self, core: client.CoreV1Api, namespace: str) -> None:
+        """Make a namespace what a shared cluster's is: `restricted` Pod Security enforced, and
+        the Secrets with the keys of the store and of the models."""
+        core.patch_namespace(namespace, {"metadata": {"labels": RESTRICTED}})
+        self.give_keys(core, namespace)
 
     def give_keys(self, core: client.CoreV1Api, namespace: str) -> None:
         """The store's Secret and the models' Secret in a namespace (made once)."""

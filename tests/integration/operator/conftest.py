@@ -361,11 +361,6 @@ def operator_process(
 
 
 DRAIN_SECONDS = 5
-# What a namespace on a shared cluster enforces: every e2e model runs under it.
-RESTRICTED = {
-    "pod-security.kubernetes.io/enforce": "restricted",
-    "pod-security.kubernetes.io/enforce-version": "latest",
-}
 
 
 def serving_env() -> dict[str, str]:
@@ -383,8 +378,7 @@ def serving_env() -> dict[str, str]:
 def serving_namespace(models: Models) -> None:
     """Make the test's namespace what a shared cluster's is: `restricted` Pod Security
     enforced, and the Secrets with the keys of the store and of the models."""
-    models.core.patch_namespace(models.namespace, {"metadata": {"labels": RESTRICTED}})
-    ObjectStore.from_endpoints().give_keys(models.core, models.namespace)
+    ObjectStore.from_endpoints().share(models.core, models.namespace)
 
 
 @pytest.fixture
