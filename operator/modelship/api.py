@@ -244,6 +244,55 @@ class Batching(Model):
     )
 
 
+# The serving runtime's own bounds (modelship_runtime.server.settings): the CRD refuses what a
+# pod would refuse to start with.
+MAX_REQUEST_BYTES_LIMIT = 1024**3
+
+
+class RequestLimits(Model):
+    """What one serving pod admits; past it a request is refused at once (REST 503 with
+    Retry-After, gRPC UNAVAILABLE) instead of queueing without bound."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                rule(
+                    "duration(self.deadline) > duration('0s') "
+                    "&& duration(self.deadline) <= duration('1h')",
+                    "spec.runtime.requestLimits.deadline must be more than 0s and at most 1h",
+                    ".deadline",
+                ),
+            ]
+        }
+    )
+
+    max_in_flight: int = Field(
+        default=128,
+        ge=1,
+        le=1_000_000,
+        description="Requests one pod admits at once, running and queued; the next gets 503 "
+        "with Retry-After before any work. With batching, keep it at least maxBatchSize.",
+    )
+    deadline: str = Field(
+        default="30s",
+        max_length=32,
+        pattern=DURATION_PATTERN,
+        description="Longest time an admitted request may wait to start; past it, 503 and the "
+        "model never runs it. A client may ask for less (header x-modelship-deadline-ms, gRPC's "
+        "own deadline), never for more.",
+    )
+    retry_after_seconds: int = Field(
+        default=1, ge=0, le=3600, description="Retry-After of those refusals, in seconds."
+    )
+    max_request_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        le=MAX_REQUEST_BYTES_LIMIT,
+        description="Largest REST body and gRPC message a pod accepts, in bytes; larger ones "
+        "get 413 (gRPC RESOURCE_EXHAUSTED).",
+    )
+
+
 class Runtime(Model):
     """The serving runtime."""
 
@@ -265,6 +314,11 @@ class Runtime(Model):
         max_length=512,
         description="Runtime image override for this model (build and serving); the operator's "
         "default otherwise.",
+    )
+    request_limits: RequestLimits = Field(
+        default_factory=RequestLimits,
+        description="Admission, deadline and size limits of each serving pod. Not part of the "
+        "revision: a change rolls the current revision's pods in place, without a build.",
     )
 
 
@@ -673,8 +727,11 @@ class Monitoring(Model):
     slo: Slo = Field(default_factory=Slo, description="Thresholds of the model's alerts.")
 
 
-# Spec fields that change how an artifact is made, never what it is.
-_NOT_IN_REVISION: dict[str, set[str]] = {"optimization": {"resources"}}
+# Spec fields that change how an artifact is made or how much its pods admit, never what it is.
+_NOT_IN_REVISION: dict[str, set[str]] = {
+    "optimization": {"resources"},
+    "runtime": {"request_limits"},
+}
 
 
 class ModelDeploymentSpec(Model):

@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 import yaml
 
-from modelship import api, naming, traffic
+from modelship import api, durations, naming, traffic
 from modelship.settings import QUANTITY, OperatorSettings
 
 _ENV = jinja2.Environment(
@@ -283,6 +283,20 @@ def render_build_job(
     )
 
 
+def _request_limit_args(limits: api.RequestLimits) -> list[str]:
+    """The serve flags of spec.runtime.requestLimits (the runtime's admission and deadline)."""
+    return [
+        "--max-in-flight",
+        str(limits.max_in_flight),
+        "--deadline-ms",
+        str(durations.duration_ms(limits.deadline)),
+        "--retry-after-s",
+        str(limits.retry_after_seconds),
+        "--max-body-bytes",
+        str(limits.max_request_bytes),
+    ]
+
+
 def render_deployment(
     md: api.ModelDeployment,
     identity: naming.RevisionIdentity,
@@ -321,6 +335,7 @@ def render_deployment(
         str(runtime.threads),
         "--graph-optimization",
         md.spec.optimization.graph_optimization,
+        *_request_limit_args(runtime.request_limits),
         # Signed prediction tokens: a label sent to any pod counts for the revision that made
         # the prediction (docs/runtime.md, "Accuracy across pods").
         "--feedback-key-file",

@@ -18,6 +18,7 @@ from modelship_runtime.server.batching import (
     Execution,
     Feeds,
     Outputs,
+    RunFn,
     batch_key,
     run_before,
 )
@@ -37,7 +38,7 @@ from modelship_runtime.server.feedback import (
     extract_prediction,
     parse_feedback,
 )
-from modelship_runtime.server.metrics import RuntimeMetrics
+from modelship_runtime.server.metrics import FastCounter, RuntimeMetrics
 from modelship_runtime.server.model import OnnxModel
 from modelship_runtime.server.protocol import (
     ENCODING_PARAMETERS,
@@ -73,6 +74,7 @@ class DataPlane:
         self.model: OnnxModel | None = None
         self.ready = False
         self.draining = False
+        # One worker: the model runs on one thread at a time (metrics.model_runs relies on it).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ort")
         self._batcher: Batcher | None = None
         self.predictions = PredictionLog(
@@ -93,6 +95,7 @@ class DataPlane:
             )
         self._feedback_output: int | None = None
         self.inline = False
+        self._run: RunFn | None = None
         self._in_flight = 0
         # Requests handed to the worker thread and not back yet (one runs, the rest queue).
         self._awaiting_thread = 0
@@ -111,9 +114,10 @@ class DataPlane:
             mode = "inline" if fast else "thread"
         self.inline = mode == "inline"
         log.info("inference runs %s", "on the event loop" if self.inline else "on a worker thread")
+        self._run = _counted(model.run, self.metrics.model_runs)
         if self.settings.batching and model.batchable:
             self._batcher = Batcher(
-                model.run,
+                self._run,
                 None if self.inline else self._executor,
                 max_batch_size=self.settings.max_batch_size,
                 max_delay_s=self.settings.max_delay_ms / 1000.0,
@@ -259,17 +263,17 @@ class DataPlane:
             params = {k: v for k, v in request.parameters.items() if k not in ENCODING_PARAMETERS}
             params_key = orjson.dumps(params, option=orjson.OPT_SORT_KEYS) if params else b""
             return await self._batcher.submit(feeds, batch_key(feeds, params_key), deadline)
-        model = self.model
-        assert model is not None
+        run = self._run
+        assert run is not None
         arrived = time.perf_counter()
         if self.inline:
             # Runs now, so it starts in time unless parsing alone took the whole deadline.
-            outputs, inference_s = run_before(deadline, arrived, model.run, [feeds])
+            outputs, inference_s = run_before(deadline, arrived, run, [feeds])
             return Execution(outputs[0], 0.0, inference_s, 1)
         self._awaiting_thread += 1
         try:
             outputs, inference_s = await asyncio.get_running_loop().run_in_executor(
-                self._executor, run_before, deadline, arrived, model.run, [feeds]
+                self._executor, run_before, deadline, arrived, run, [feeds]
             )
         finally:
             self._awaiting_thread -= 1
@@ -279,6 +283,12 @@ class DataPlane:
     def _shed(self, exc: Overloaded) -> Overloaded:
         self.metrics.shed[exc.reason].inc()
         return exc
+
+    @property
+    def may_wait(self) -> bool:
+        """Whether a request can wait for the model (a batch queue or the worker thread), so a
+        client leaving meanwhile is worth watching for."""
+        return self._batcher is not None or not self.inline
 
     def count_failure(self, exc: InferenceError) -> None:
         """Front ends report requests that failed before reaching `infer` (e.g. bad JSON)."""
@@ -403,6 +413,16 @@ class DataPlane:
                 "there is no --feedback-key-file"
             )
         return apply_feedback(self.predictions, self.metrics, parse_feedback(body), self.ledger)
+
+
+def _counted(run: RunFn, runs: FastCounter) -> RunFn:
+    """`run`, counting each execution (RuntimeMetrics.model_runs: one thread ever runs it)."""
+
+    def counted(feeds: Feeds) -> Outputs:
+        runs.inc()
+        return run(feeds)
+
+    return counted
 
 
 def _as_served(array: npt.NDArray[Any]) -> npt.NDArray[Any]:

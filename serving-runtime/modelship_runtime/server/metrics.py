@@ -129,6 +129,10 @@ class RuntimeMetrics(Collector):
         self.batch_size = FastHistogram(batch_buckets())
         self.in_flight = FastGauge()
         self.shed = {r: FastCounter() for r in SHED_REASONS}
+        self.abandoned = FastCounter()
+        # Incremented where the model runs: the event loop, or the one worker thread
+        # (DataPlane's executor), never both, so a single writer needs no lock.
+        self.model_runs = FastCounter()
         # Admitted requests not yet running; read at scrape time from whoever queues them.
         self.queue_depth: Callable[[], int] = lambda: 0
         self.ready = FastGauge()
@@ -218,6 +222,17 @@ class RuntimeMetrics(Collector):
         for reason, counter in self.shed.items():
             shed.add_metric([*self.labels, reason], counter.value)
         yield shed
+        yield self._counter(
+            "modelship_requests_abandoned",
+            "Inference requests whose client disconnected before the answer; those still "
+            "waiting for the model never ran.",
+            self.abandoned.value,
+        )
+        yield self._counter(
+            "modelship_model_runs",
+            "ONNX Runtime executions (one per batch): requests per run is the batching gain.",
+            self.model_runs.value,
+        )
         yield self._gauge(
             "modelship_queue_depth",
             "Admitted inference requests waiting for the model, not yet running.",

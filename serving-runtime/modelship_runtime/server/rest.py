@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -17,6 +18,7 @@ from modelship_runtime.server.errors import (
     Overloaded,
     PayloadTooLarge,
 )
+from modelship_runtime.server.protocol import InferenceResponse
 from modelship_runtime.server.rest_codec import decode_request, encode_response
 
 log = logging.getLogger(__name__)
@@ -196,7 +198,17 @@ class RestApp:
             except InferenceError as exc:
                 dp.count_failure(exc)
                 raise
-            response = await dp.infer(name, version, request, dp.deadline(started, requested))
+            deadline = dp.deadline(started, requested)
+            if dp.may_wait:
+                response = await _unless_client_leaves(
+                    dp.infer(name, version, request, deadline), receive
+                )
+                if response is None:
+                    dp.metrics.abandoned.inc()
+                    return
+            else:
+                # Inline: nothing to wait for, so nothing to watch.
+                response = await dp.infer(name, version, request, deadline)
             payload, json_length = encode_response(response, request)
             if json_length is None:
                 await _respond(send, 200, payload)
@@ -205,6 +217,36 @@ class RestApp:
                 await _respond(send, 200, payload, OCTET, length)
         finally:
             dp.observe_request(started)
+
+
+async def _unless_client_leaves(
+    work: Awaitable[InferenceResponse], receive: Receive
+) -> InferenceResponse | None:
+    """Await `work`, unless the client disconnects first: then the handler is cancelled (a
+    request still queued for the model never runs) and None comes back. uvicorn does not cancel a
+    handler whose client left; its `receive` answers `http.disconnect` once the body is read.
+    One small task per request, and only where a request can wait (DataPlane.may_wait)."""
+    handler = asyncio.current_task()
+    assert handler is not None
+    left = False
+
+    async def watch() -> None:
+        nonlocal left
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        left = True
+        handler.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not left:
+            raise
+        handler.uncancel()  # our own cancellation, handled here: nobody above asked for it
+        return None
+    finally:
+        watcher.cancel()
 
 
 def _requested_deadline(scope: Scope) -> float | None:

@@ -99,6 +99,24 @@ INVALID: list[tuple[str, str, dict[str, Any], str]] = [
         "spec.scaling.interval must be between 1s and 10m",
     ),
     (
+        "deadline-above-an-hour",
+        "a",
+        {"model": MODEL, "runtime": {"requestLimits": {"deadline": "2h"}}},
+        "spec.runtime.requestLimits.deadline must be more than 0s and at most 1h",
+    ),
+    (
+        "deadline-zero",
+        "a",
+        {"model": MODEL, "runtime": {"requestLimits": {"deadline": "0s"}}},
+        "spec.runtime.requestLimits.deadline must be more than 0s",
+    ),
+    (
+        "no-request-admitted",
+        "a",
+        {"model": MODEL, "runtime": {"requestLimits": {"maxInFlight": 0}}},
+        "spec.runtime.requestLimits.maxInFlight",
+    ),
+    (
         "steps-not-ending-at-100",
         "a",
         {"model": MODEL, "rollout": {"steps": [10, 50]}},

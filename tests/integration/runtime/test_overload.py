@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import http.client
+import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.utils import InferenceServerException
 
 from tests.integration.runtime.server_process import ServerProcess, start_server
@@ -27,6 +29,7 @@ from tests.support.flood import (
     resident_mib,
     write_slow_model,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -136,3 +139,88 @@ def test_over_grpc_refusals_are_unavailable(slow_server: ServerProcess) -> None:
     assert "OK" in kinds and "StatusCode.UNAVAILABLE" in kinds, kinds
     assert kinds <= {"OK", "StatusCode.UNAVAILABLE"}, kinds
     assert slow_server.alive()
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(), ("--max-batch-size", "8", "--max-delay-ms", "2")],
+    ids=["worker-thread", "batching"],
+)
+def patient_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """The slow model on one worker thread with the default 30 s deadline: whatever queues
+    behind a busy worker would run, unless something stops it."""
+    path = write_slow_model(tmp_path_factory.mktemp("models") / "slow.onnx")
+    logs = tmp_path_factory.mktemp("logs")
+    server = start_server(path, "slow", logs, "--execution", "thread", *request.param)
+    yield server
+    assert server.stop() == 0, server.log()
+
+
+def _infer_once(port: int, body: bytes) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", "/v2/models/slow/infer", body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def _sample(server: ServerProcess, name: str) -> float:
+    """The value of one unlabelled-by-us series of the server's own metrics."""
+    for family in text_string_to_metric_families(_metrics(server)):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_a_client_that_leaves_while_queued_costs_no_model_run(
+    patient_server: ServerProcess,
+) -> None:
+    server, port = patient_server, patient_server.http_port
+    runs_before = _sample(server, "modelship_model_runs_total")
+    leaving = 5
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        # 32 rows keep the one worker busy for about a second.
+        busy = pool.submit(_infer_once, port, infer_body(rows=32))
+        wait_until(
+            lambda: _sample(server, "modelship_requests_in_flight") >= 1,
+            timeout=10,
+            interval=0.005,
+            what="the busy request to be admitted",
+        )
+        for queued in range(leaving):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+                body = infer_body()
+                client.sendall(
+                    b"POST /v2/models/slow/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Content-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                # Leave only once the server holds the whole request, queued behind the busy one
+                # (in flight, or already counted as abandoned).
+                wait_until(
+                    lambda n=queued: (
+                        _sample(server, "modelship_requests_in_flight")
+                        + _sample(server, "modelship_requests_abandoned_total")
+                        >= n + 2
+                    ),
+                    timeout=10,
+                    interval=0.005,
+                    what=f"queued request {queued + 1} to be admitted",
+                )
+        assert busy.result(timeout=30) == 200
+    wait_until(
+        lambda: _sample(server, "modelship_requests_in_flight") == 0,
+        timeout=30,
+        what="every request to be over",
+    )
+    # Only the busy request ran: none of those whose client left reached the model.
+    assert _sample(server, "modelship_model_runs_total") - runs_before == 1
+    assert _sample(server, "modelship_requests_abandoned_total") == leaving
+    assert server.alive()

@@ -71,6 +71,9 @@ def test_model_optimization_runtime_changes_make_a_new_revision(change: dict[str
         {"scaling": {"minReplicas": 2, "maxReplicas": 5}},
         {"rollout": {"steps": [10, 100], "interval": "1m"}},
         {"monitoring": {"podMonitor": True}},
+        # How much a pod admits, and how fast a build runs, change nothing that is built.
+        {"runtime": {"requestLimits": {"maxInFlight": 4, "deadline": "2s"}}},
+        {"optimization": {"resources": {"limits": {"memory": "8Gi"}}}},
         # Spelling out a default is the same revision as leaving it out.
         {"optimization": {"graphOptimization": "all"}},
     ],

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from modelship import api, naming, render
 from modelship.settings import OperatorSettings
+from modelship_runtime.server.cli import settings_from_args
 
 from .conftest import make_md
 
@@ -160,6 +161,37 @@ def test_deployment_serves_the_revision_and_never_drops_ready_pods(
         "limits": {"memory": "2Gi"},
     }
     assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+
+
+def _serve_args(md: api.ModelDeployment, settings: OperatorSettings) -> list[str]:
+    dep = render.render_deployment(
+        md, naming.RevisionIdentity.of(md, "r"), settings, 1, digest=None
+    )
+    args: list[str] = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args
+
+
+def test_request_limits_become_the_runtimes_admission_flags(settings: OperatorSettings) -> None:
+    limits = {"maxInFlight": 4, "deadline": "1.5s", "retryAfterSeconds": 3}
+    md = make_md({"model": {"uri": "s3://m/model.onnx"}, "runtime": {"requestLimits": limits}})
+    args = _serve_args(md, settings)
+    assert _arg(args, "--max-in-flight") == "4"
+    assert _arg(args, "--deadline-ms") == "1500"
+    assert _arg(args, "--retry-after-s") == "3"
+    assert _arg(args, "--max-body-bytes") == str(64 * 1024 * 1024)
+
+
+def test_default_request_limits_are_the_runtimes_own_defaults(settings: OperatorSettings) -> None:
+    # The runtime's parser reads what the operator renders: same flags, same defaults.
+    args = _serve_args(make_md({"model": {"uri": "s3://m/model.onnx"}}), settings)
+    served = settings_from_args(args)
+    default = settings_from_args(["--model", "m", "--name", "n"])
+    assert (served.max_in_flight, served.deadline_ms, served.retry_after_s) == (
+        default.max_in_flight,
+        default.deadline_ms,
+        default.retry_after_s,
+    )
+    assert served.max_body_bytes == default.max_body_bytes
 
 
 def test_image_override(settings: OperatorSettings) -> None:
