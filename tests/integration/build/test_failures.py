@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,28 @@ def test_pickle_refused_without_opt_in(
         "--source", str(forest.path), "--format", "sklearn", "--publish", f"s3://{BUCKET}/unsafe/"
     )
     assert_failed_cleanly(result, s3, "unsafe/", "pickle", "--allow-unsafe-formats")
+
+
+class _Touch:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_that_would_run_a_command_is_refused_even_when_pickles_are_allowed(
+    tmp_path: Path, build: Any, s3: S3Server
+) -> None:
+    marker = tmp_path / "ran"
+    source = tmp_path / "model.pkl"
+    source.write_bytes(pickle.dumps(_Touch(marker)))
+    result = build(
+        "--source", str(source), "--format", "sklearn", "--allow-unsafe-formats",
+        "--publish", f"s3://{BUCKET}/evil/",
+    )  # fmt: skip
+    assert_failed_cleanly(result, s3, "evil/", "imports posix.system", "refused before loading")
+    assert not marker.exists()  # the build process never ran it
 
 
 def test_sha256_mismatch_file_and_s3(build: Any, s3: S3Server, xgb: models.TrainedModel) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +14,26 @@ from sklearn.base import is_classifier, is_regressor
 
 from modelship_runtime.build.conversion import ConvertedModel, OutputRoles, Prediction, Reference
 from modelship_runtime.build.errors import ConversionError, first_line
+from modelship_runtime.build.pickle_inspection import CORRUPT, corrupt, inspect_pickle
 from modelship_runtime.build.signature import Signature, TensorSpec, signature_of_onnx
 
 DEFAULT_INPUT = "x"
 
 
 def load_pickled(path: Path, kind: str, fmt: str, expectation: str) -> Any:
-    """Unpickle (the caller has checked that unsafe formats were allowed)."""
+    """Unpickle, once inspection found only what models are made of (the caller has checked
+    that unsafe formats were allowed)."""
     if kind not in {"pickle", "joblib"}:
         raise ConversionError(
             f"source is not a pickle or joblib file (it looks like {kind}); "
             f"--format {fmt} expects {expectation}"
         )
-
+    # Every import the file would make is checked first; a refusal names it, and nothing ran.
+    inspect_pickle(path, kind)
     try:
         return joblib.load(path)
-    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError) as exc:
-        raise ConversionError(
-            f"source pickle is corrupt or truncated ({type(exc).__name__}: {exc})"
-        ) from exc
+    except CORRUPT as exc:
+        raise corrupt(exc) from exc
     except (ImportError, AttributeError) as exc:
         raise ConversionError(
             f"source pickle needs code that is not installed here ({type(exc).__name__}: {exc})"
