@@ -273,7 +273,7 @@ def inspect_pickle(path: Path, kind: str) -> list[str]:
             raise
         except CORRUPT as exc:
             raise corrupt(exc) from exc
-        except (TypeError, AttributeError) as exc:
+        except (TypeError, AttributeError, RecursionError) as exc:
             raise PickleRefused(
                 f"the pickle does something no plain model pickle does ({type(exc).__name__}: "
                 f"{exc}); refused before loading"

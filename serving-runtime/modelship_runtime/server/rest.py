@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from modelship_runtime.server import tfserving
 from modelship_runtime.server.dataplane import DataPlane
 from modelship_runtime.server.errors import (
     BadRequest,
@@ -135,6 +136,9 @@ class RestApp:
             _expect(method, "GET")
             await _respond(send, 200, dp.metrics.render(), dp.metrics.content_type.encode())
             return
+        if parts[:1] == ["v1"]:
+            await self._tf_serving(scope, receive, send, method, parts[1:])
+            return
         if not parts or parts[0] != "v2":
             raise ModelNotFound(f"no route for {method} {path}")
         rest = parts[1:]
@@ -177,23 +181,29 @@ class RestApp:
             raise ModelNotFound(f"no route for {method} {path}")
 
     async def _infer(
-        self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        name: str,
+        version: str | None,
+        *,
+        tf_serving: bool = False,
     ) -> None:
+        """One inference, in the Open Inference Protocol or (tf_serving) TF Serving's
+        `:predict`; both go through the same data plane."""
         dp = self.dataplane
         started = time.perf_counter()
         try:
             try:
                 body = await self._body(scope, receive)
-                raw_length = _header(scope, HEADER_LENGTH)
-                header_length: int | None = None
-                if raw_length is not None:
-                    try:
-                        header_length = int(raw_length)
-                    except ValueError:
-                        raise BadRequest(
-                            "Inference-Header-Content-Length is not an integer"
-                        ) from None
-                request = decode_request(body, header_length)
+                if tf_serving:
+                    predict = tfserving.decode_predict(
+                        body, dp.model_metadata(name, version)["inputs"]
+                    )
+                    request = predict.request
+                else:
+                    request = decode_request(body, _header_length(scope))
                 requested = _requested_deadline(scope)
             except InferenceError as exc:
                 dp.count_failure(exc)
@@ -209,6 +219,9 @@ class RestApp:
             else:
                 # Inline: nothing to wait for, so nothing to watch.
                 response = await dp.infer(name, version, request, deadline)
+            if tf_serving:
+                await _respond(send, 200, tfserving.encode_predict(response, predict.form))
+                return
             payload, json_length = encode_response(response, request)
             if json_length is None:
                 await _respond(send, 200, payload)
@@ -217,6 +230,54 @@ class RestApp:
                 await _respond(send, 200, payload, OCTET, length)
         finally:
             dp.observe_request(started)
+
+    async def _tf_serving(
+        self, scope: Scope, receive: Receive, send: Send, method: str, parts: list[str]
+    ) -> None:
+        """/v1/models/{name}[/versions/{version}][/metadata | :predict] (TF Serving's REST)."""
+        if len(parts) < 2 or parts[0] != "models":
+            raise ModelNotFound(f"no route for {method} /v1/{'/'.join(parts)}")
+        name, tail = parts[1], parts[2:]
+        verb = None
+        last = tail[-1] if tail else name
+        if ":" in last:
+            last, verb = last.split(":", 1)
+            if tail:
+                tail[-1] = last
+            else:
+                name = last
+        version = None
+        if len(tail) >= 2 and tail[0] == "versions":
+            version, tail = tail[1], tail[2:]
+        elif len(tail) >= 2 and tail[0] == "labels":
+            raise ModelNotFound("version labels are not served; name the version or leave it out")
+        dp = self.dataplane
+        if verb is None and not tail:
+            _expect(method, "GET")
+            ready = dp.model_ready(name, version)
+            await _respond(send, 200, tfserving.model_status(dp.settings.model_version, ready))
+        elif verb is None and tail == ["metadata"]:
+            _expect(method, "GET")
+            metadata = dp.model_metadata(name, version)
+            body = tfserving.model_metadata(name, dp.settings.model_version, metadata)
+            await _respond(send, 200, body)
+        elif verb == "predict" and not tail:
+            _expect(method, "POST")
+            await self._infer(scope, receive, send, name, version, tf_serving=True)
+        elif verb in ("classify", "regress") and not tail:
+            raise ModelNotFound(f":{verb} is not served; use :predict")
+        else:
+            raise ModelNotFound(f"no route for {method} /v1/{'/'.join(parts)}")
+
+
+def _header_length(scope: Scope) -> int | None:
+    raw = _header(scope, HEADER_LENGTH)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest("Inference-Header-Content-Length is not an integer") from None
 
 
 async def _unless_client_leaves(

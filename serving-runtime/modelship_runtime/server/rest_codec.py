@@ -68,19 +68,24 @@ def _json_tensor(
         array: npt.NDArray[Any] = np.empty(len(items), dtype=np.object_)
         array[:] = items
     else:
-        dtype = numpy_dtype(datatype)
-        try:
-            if dtype.kind in "iu":
-                array = _integers(data, dtype, datatype, where)
-            else:
-                array = np.asarray(data, dtype=dtype)
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise BadRequest(f"{where}: 'data' does not hold {datatype} values ({exc})") from None
+        array = json_array(data, datatype, where)
     if array.size != count:
         raise BadRequest(
             f"{where}: 'data' has {array.size} elements but shape {list(shape)} needs {count}"
         )
     return array.reshape(shape)
+
+
+def json_array(data: list[Any], datatype: str, where: str) -> npt.NDArray[Any]:
+    """A numeric tensor from (nested) JSON lists, shaped as they nest; every value checked
+    against `datatype` (not BYTES)."""
+    dtype = numpy_dtype(datatype)
+    try:
+        if dtype.kind in "iu":
+            return _integers(data, dtype, datatype, where)
+        return np.asarray(data, dtype=dtype)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise BadRequest(f"{where}: 'data' does not hold {datatype} values ({exc})") from None
 
 
 def _integers(data: list[Any], dtype: np.dtype[Any], datatype: str, where: str) -> npt.NDArray[Any]:
@@ -134,6 +139,17 @@ def _binary_tensor(
     return np.frombuffer(buffer, dtype=dtype).reshape(shape)
 
 
+def json_object(body: bytes | memoryview, expected: str) -> dict[str, Any]:
+    """The request body as a JSON object; BadRequest otherwise (`expected` says what it holds)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadRequest(f"request body must be a JSON object {expected}")
+    return doc
+
+
 def decode_request(body: bytes, header_length: int | None) -> InferenceRequest:
     """Decode a V2 REST infer body; every problem is a BadRequest naming it."""
     if header_length is not None:
@@ -146,12 +162,7 @@ def decode_request(body: bytes, header_length: int | None) -> InferenceRequest:
         binary = memoryview(body)[header_length:]
     else:
         header_bytes, binary = body, memoryview(b"")
-    try:
-        doc = orjson.loads(header_bytes)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise BadRequest("request body must be a JSON object with 'inputs'")
+    doc = json_object(header_bytes, "with 'inputs'")
     raw_id = doc.get("id")
     if raw_id is not None and not isinstance(raw_id, str):
         raise BadRequest("'id' must be a string")

@@ -177,6 +177,30 @@ def _binary_request(rnd: random.Random) -> tuple[bytes, dict[str, str]]:
     return body, {"Inference-Header-Content-Length": str(length)}
 
 
+def _malformed_tf_doc(rnd: random.Random) -> Any:
+    """A TF Serving `:predict` body with one thing wrong (or several)."""
+    junk = rnd.choice(JUNK_VALUES)
+    row = {f"in_{dt}": [1, 2, 3] for dt in ONNX_TYPES if dt != "BYTES"} | {"in_BYTES": ["a"] * 3}
+    row["in_INT64"] = [1, 2, 3, 4]  # the model takes 3 columns: never a valid request
+    return rnd.choice(
+        [
+            junk,
+            {"instances": junk},
+            {"inputs": junk},
+            {"instances": [row], "inputs": row},
+            {"instances": [row, junk]},
+            {"instances": [dict(row, in_FP32=junk)]},
+            {"inputs": dict(row, in_INT8=[[junk] * 3])},
+            {"inputs": dict(row, in_BYTES=[[{"b64": "%%%"}] * 3])},
+            {"inputs": dict(row, in_BYTES=[[{"b64": 1}] * 3])},
+            {"inputs": dict(row, in_BOOL=[["x", 1, None]])},
+            {"inputs": {**row, "nope": [[1]]}},
+            {"signature_name": junk, "inputs": row},
+            {"instances": [[1, 2, 3]]},
+        ]
+    )
+
+
 def malformed_requests(count: int, seed: int) -> Iterator[Request]:
     rnd = random.Random(seed)
     infer = "/v2/models/types/infer"
@@ -188,8 +212,10 @@ def malformed_requests(count: int, seed: int) -> Iterator[Request]:
             yield "POST", infer, b"\xff" + rnd.randbytes(rnd.randint(0, 300)), headers
         elif kind == 1:
             yield "POST", infer, base[: rnd.randint(0, len(base) - 1)], headers
-        elif kind in (2, 3, 4):
+        elif kind in (2, 3):
             yield "POST", infer, _dumps(_malformed_doc(rnd)), headers
+        elif kind == 4:
+            yield "POST", "/v1/models/types:predict", _dumps(_malformed_tf_doc(rnd)), headers
         elif kind == 5:
             body, headers = _binary_request(rnd)
             yield "POST", infer, body, headers
@@ -208,6 +234,13 @@ def malformed_requests(count: int, seed: int) -> Iterator[Request]:
                     ("GET", "/v2/models/types/infer"),
                     ("DELETE", "/v2/models/types"),
                     ("POST", "/v2/models/other/feedback"),
+                    ("GET", "/v1/models/other"),
+                    ("GET", "/v1/models/types/versions/9/metadata"),
+                    ("GET", "/v1/models/types/labels/stable"),
+                    ("POST", "/v1/models/types:regress"),
+                    ("GET", "/v1/models/types:predict"),
+                    ("POST", "/v1/models"),
+                    ("POST", "/v1/models/types/versions:predict"),
                 ]
             )
             yield method, path, base, headers
