@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from modelship import api
 
 from tests.support.waiting import wait_until
 
@@ -13,6 +14,8 @@ from .conftest import Models, OperatorProcess, http_get
 pytestmark = pytest.mark.integration
 
 SPEC: dict[str, Any] = {"model": {"uri": "s3://models/fraud/v1/model.onnx"}}
+# Where kopf keeps the last handled spec (handlers.py configures the prefix).
+LAST_HANDLED = f"{api.GROUP}/last-handled-configuration"
 
 
 def test_process_reconciles_and_serves_health_and_metrics(
@@ -44,6 +47,14 @@ def test_operator_killed_mid_build_resumes_without_a_duplicate_job(
     models.create("fraud", SPEC)
     (job,) = models.wait_jobs("fraud", 1)
     models.wait_phase("fraud", "Building")
+    # Killed only once kopf has recorded the creation as handled: killed before that, the
+    # restarted operator rightly treats the object as a creation, not a resume (a CI run hit
+    # that window).
+    wait_until(
+        lambda: LAST_HANDLED in (models.get("fraud")["metadata"].get("annotations") or {}),
+        timeout=30,
+        what="kopf to record md/fraud's creation as handled",
+    )
     operator_process.kill()
 
     operator_process.start()
@@ -67,6 +78,14 @@ def test_spec_changed_while_the_operator_was_down(
     models.create("fraud", SPEC)
     (first,) = models.wait_jobs("fraud", 1)
     models.wait_phase("fraud", "Building")
+    # Killed only once kopf has recorded the creation as handled: killed before that, the
+    # restarted operator rightly treats the object as a creation, not a resume (a CI run hit
+    # that window).
+    wait_until(
+        lambda: LAST_HANDLED in (models.get("fraud")["metadata"].get("annotations") or {}),
+        timeout=30,
+        what="kopf to record md/fraud's creation as handled",
+    )
     operator_process.kill()
     models.patch_spec("fraud", {"model": {"uri": "s3://models/fraud/v2/model.onnx"}})
     operator_process.start()
