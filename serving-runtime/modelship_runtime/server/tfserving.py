@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from modelship_runtime.server.datatypes import to_ort_strings
 from modelship_runtime.server.errors import BadRequest, InferenceError
 from modelship_runtime.server.protocol import InferenceRequest, InferenceResponse, Tensor
 from modelship_runtime.server.rest_codec import json_array, json_object
@@ -189,9 +190,5 @@ def encode_predict(response: InferenceResponse, form: Form) -> bytes:
 def _json_value(tensor: Tensor) -> Any:
     data = tensor.data
     if data.dtype == np.object_ or data.dtype.kind in "US":
-        strings = [
-            v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-            for v in data.reshape(-1)
-        ]
-        return np.array(strings, dtype=np.object_).reshape(data.shape).tolist()
+        return to_ort_strings(data).tolist()  # str elements, shape kept
     return np.ascontiguousarray(data)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from tests.integration.build import models
 from tests.integration.build.conftest import BUCKET, HttpServer, keys_under, upload
 from tests.integration.build.s3server import S3Server, free_port
+from tests.support.pickles import RunsCommand
 
 
 @pytest.fixture
@@ -96,20 +96,12 @@ def test_pickle_refused_without_opt_in(
     assert_failed_cleanly(result, s3, "unsafe/", "pickle", "--allow-unsafe-formats")
 
 
-class _Touch:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_a_pickle_that_would_run_a_command_is_refused_even_when_pickles_are_allowed(
     tmp_path: Path, build: Any, s3: S3Server
 ) -> None:
     marker = tmp_path / "ran"
     source = tmp_path / "model.pkl"
-    source.write_bytes(pickle.dumps(_Touch(marker)))
+    source.write_bytes(pickle.dumps(RunsCommand(marker)))
     result = build(
         "--source", str(source), "--format", "sklearn", "--allow-unsafe-formats",
         "--publish", f"s3://{BUCKET}/evil/",

@@ -3,7 +3,6 @@ by name, and nothing in a refused file runs (even with the unsafe-format opt-in)
 
 from __future__ import annotations
 
-import os
 import pickle
 import struct
 from pathlib import Path
@@ -19,15 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-
-class _Touch:
-    """Unpickling it would create `marker`: proof of whether anything ran."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (os.system, (f"touch {self.marker}",))
+from tests.support.pickles import RunsCommand
 
 
 def _models() -> dict[str, object]:
@@ -57,7 +48,7 @@ def test_model_pickles_pass_in_every_form_joblib_writes(tmp_path: Path, how: str
 def test_a_reduce_calling_os_system_is_refused_by_name_and_never_runs(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     path = tmp_path / "model.pkl"
-    path.write_bytes(pickle.dumps(_Touch(marker)))
+    path.write_bytes(pickle.dumps(RunsCommand(marker)))
     # Even with the opt-in that allows pickles at all.
     with pytest.raises(PickleRefused, match=r"imports (posix|os)\.system"):
         convert_model("sklearn", path, signature=None, allow_unsafe=True)
@@ -68,7 +59,7 @@ def test_an_evil_object_hidden_in_a_joblib_object_array_is_found(tmp_path: Path)
     marker = tmp_path / "ran"
     path = tmp_path / "model.joblib"
     hidden = np.empty(1, dtype=object)
-    hidden[0] = _Touch(marker)
+    hidden[0] = RunsCommand(marker)
     joblib.dump({"model": _models()["pipeline"], "extra": hidden}, path)
     with pytest.raises(PickleRefused, match=r"(posix|os)\.system"):
         inspect_pickle(path, "joblib")
