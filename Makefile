@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-EXTRAS ?= operator,runtime,convert,dev
+EXTRAS ?= operator,runtime,convert,convert-tf,dev
 export MODELSHIP_CACHE ?= $(HOME)/.cache/modelship
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 

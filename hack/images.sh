@@ -37,7 +37,9 @@ cache=$MODELSHIP_CACHE/images
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/pyproject.toml" | head -n1)
 [[ -n $version ]] || { echo "[images] cannot read the project version from pyproject.toml" >&2; exit 1; }
 repository=docker.io/modelship
-images=(pause runtime operator prometheus prometheus-config-reloader)
+# build-tensorflow is the runtime image plus TensorFlow and tf2onnx (1.3 GB more): the build Jobs of
+# tensorflow and keras models run it, so the serving image never carries TensorFlow.
+images=(pause runtime build-tensorflow operator prometheus prometheus-config-reloader)
 # The static images' user: nobody, as upstream's images run (the operator's pods override it).
 static_uid=65534
 
@@ -83,13 +85,14 @@ entrypoint_of_static() { static_binaries_of "$1" | head -n1 | sed 's#.*/#/bin/#'
 extras_of() {
   case $1 in
     runtime) echo "runtime,convert" ;;
+    build-tensorflow) echo "runtime,convert,convert-tf" ;;
     operator) echo "operator" ;;
     *) die "no python extras for image '$1'" ;;
   esac
 }
 entrypoint_of() {
   case $1 in
-    runtime) echo "$venv_dir/bin/modelship-runtime" ;;
+    runtime | build-tensorflow) echo "$venv_dir/bin/modelship-runtime" ;;
     operator) echo "$venv_dir/bin/modelship-operator" ;;
     pause) echo "/pause" ;;
   esac
@@ -356,6 +359,7 @@ build_app() { # NAME WHEEL ROOTFS_COPY -> ROOTFS_COPY$venv_dir holds the venv
     -prune -exec rm -rf {} +
   local package=modelship
   [[ $name == runtime ]] && package=modelship_runtime
+  [[ $name == build-tensorflow ]] && package="modelship_runtime, tensorflow, tf2onnx"
   [[ -x $rootfs$(entrypoint_of "$name") ]] || die "the $name image has no $(entrypoint_of "$name")"
   chroot "$rootfs" /usr/bin/env -i "$venv_dir/bin/python" -c "import $package" ||
     die "the $name image's venv cannot import $package (see the traceback above)"
@@ -589,7 +593,7 @@ cmd_build() {
   for n in "${names[@]}"; do
     case $n in
       pause) require go ;;
-      runtime | operator) require debootstrap chroot; [[ -x $uv_bin ]] || die "no uv at $uv_bin (run make venv)" ;;
+      runtime | build-tensorflow | operator) require debootstrap chroot; [[ -x $uv_bin ]] || die "no uv at $uv_bin (run make venv)" ;;
       prometheus | prometheus-config-reloader) require go ;;
       *) die "unknown image '$n' (known: ${images[*]})" ;;
     esac
@@ -626,7 +630,7 @@ cmd_import() {
       --snapshotter) snapshotter=${2:?--snapshotter needs a name}; shift 2 ;;
       --snapshotter=*) snapshotter=${1#*=}; shift ;;
       -*) die "import: unknown option '$1' (usage: import --address SOCKET [--snapshotter NAME] [IMAGE...])" ;;
-      pause | runtime | operator | prometheus | prometheus-config-reloader) names+=("$1"); shift ;;
+      pause | runtime | build-tensorflow | operator | prometheus | prometheus-config-reloader) names+=("$1"); shift ;;
       *) die "import: unknown image '$1' (known: ${images[*]})" ;;
     esac
   done

@@ -2,7 +2,7 @@
 # Creates the project virtualenv with uv (fast, and its cache outside the repo makes warm runs cheap).
 set -euo pipefail
 venv=${1:-.venv}
-extras=${2:-operator,runtime,convert,dev}
+extras=${2:-operator,runtime,convert,convert-tf,dev}
 log() { printf '[venv] %s\n' "$*" >&2; }
 
 if [[ ! -x $venv/bin/python ]]; then

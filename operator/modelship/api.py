@@ -20,7 +20,11 @@ SHORT_NAMES = ["md"]
 # the CR name short keeps every child a valid DNS-1035 label (Service) of <= 63 characters.
 MAX_NAME_LENGTH = 45
 
-Format = Literal["onnx", "sklearn", "xgboost", "lightgbm", "pytorch"]
+Format = Literal["onnx", "sklearn", "xgboost", "lightgbm", "pytorch", "tensorflow", "keras"]
+# Formats whose model file declares its own inputs (no spec.model.signature needed).
+SELF_DESCRIBING_FORMATS = ("onnx", "tensorflow", "keras")
+# Formats built by the TensorFlow build image (operator setting tensorflow_build_image).
+TENSORFLOW_FORMATS = ("tensorflow", "keras")
 GraphOptimization = Literal["none", "basic", "extended", "all"]
 Quantization = Literal["none", "dynamic-int8", "static-int8", "fp16", "auto"]
 Datatype = Literal[
@@ -113,9 +117,11 @@ class ModelSource(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 rule(
-                    "self.format == 'onnx' || has(self.signature)",
-                    "spec.model.signature is required when spec.model.format is not onnx "
-                    "(the converter needs the input shapes)",
+                    "self.format in ["
+                    + ", ".join(f"'{f}'" for f in SELF_DESCRIBING_FORMATS)
+                    + "] || has(self.signature)",
+                    "spec.model.signature is required when spec.model.format is sklearn, "
+                    "xgboost, lightgbm or pytorch (the converter needs the input shapes)",
                     ".signature",
                 ),
             ]
@@ -129,7 +135,12 @@ class ModelSource(Model):
         "pvc://claim/path (a PersistentVolumeClaim in the same namespace) or file:///path "
         "(a path on the node; development only).",
     )
-    format: Format = Field(default="onnx", description="Serialization format of the model.")
+    format: Format = Field(
+        default="onnx",
+        description="Serialization format of the model. tensorflow: a SavedModel folder packed "
+        "as tar, tar.gz or zip; keras: a .keras or .h5 file (both built by the TensorFlow "
+        "build image).",
+    )
     sha256: str | None = Field(
         default=None,
         pattern=r"^[a-f0-9]{64}$",

@@ -96,6 +96,16 @@ def _image(md: api.ModelDeployment, settings: OperatorSettings) -> str:
     return md.spec.runtime.image or settings.runtime_image
 
 
+def _build_image(md: api.ModelDeployment, settings: OperatorSettings) -> str:
+    """TensorFlow is 1.3 GB installed: only the TensorFlow build image carries it, never the
+    serving image; a model's own image override is used for both, as documented."""
+    if md.spec.runtime.image:
+        return md.spec.runtime.image
+    if md.spec.model.format in api.TENSORFLOW_FORMATS:
+        return settings.tensorflow_build_image
+    return settings.runtime_image
+
+
 def pod_security(settings: OperatorSettings) -> dict[str, Any]:
     """The pod securityContext of every pod the operator creates: what the restricted Pod
     Security Standard asks, with the runtime image's user (fsGroup makes emptyDirs and Secret
@@ -226,8 +236,9 @@ def _build_args(
             "--max-accuracy-drop",
             repr(opt.validation.max_accuracy_drop),
         ]
-    if model.format != "onnx":
+    if model.format not in api.SELF_DESCRIBING_FORMATS:
         # Converting a pickled estimator executes it; the user opted in by naming the format.
+        # (SavedModels and Keras files are loaded without running code: no opt-in.)
         args.append("--allow-unsafe-formats")
     args += ["--summary-file", "/dev/termination-log"]
     return args
@@ -261,7 +272,7 @@ def render_build_job(
         owner=naming.owner_reference(md),
         backoff_limit=settings.build_backoff_limit,
         deadline_seconds=settings.build_deadline_seconds,
-        image=_image(md, settings),
+        image=_build_image(md, settings),
         runtime_image=settings.runtime_image,
         image_pull_policy=settings.image_pull_policy,
         args=args,

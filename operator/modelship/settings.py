@@ -23,6 +23,12 @@ class OperatorSettings(BaseModel):
         min_length=1,
         description="Image that runs `modelship-runtime build|fetch|serve`.",
     )
+    tensorflow_build_image: str = Field(
+        default="docker.io/modelship/build-tensorflow:0.1.0",
+        min_length=1,
+        description="Image that runs `modelship-runtime build` for the tensorflow and keras "
+        "formats: the runtime image plus TensorFlow and tf2onnx (kept out of the serving image).",
+    )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     development: bool = Field(
         default=False,

@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
+from modelship_runtime.build.conversion import FORMATS
 from modelship_runtime.build.errors import BuildError
 from modelship_runtime.build.fetching import RetryPolicy
 from modelship_runtime.build.objectstore import CREDENTIALS_DIR_ENV
@@ -45,9 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--source", required=True, help="file://, http(s)://, s3://, gs:// URI or a mounted path"
     )
-    p.add_argument(
-        "--format", required=True, choices=["onnx", "sklearn", "xgboost", "lightgbm", "pytorch"]
-    )
+    p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument(
         "--output", required=True, type=Path, help="directory for manifest.json and model files"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import tarfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from modelship_runtime.build.errors import ConversionError, UnsafeFormatError
 from modelship_runtime.build.manifest import Task
 from modelship_runtime.build.signature import Signature, TensorSpec
 
-SourceFormat = Literal["onnx", "sklearn", "xgboost", "lightgbm", "pytorch"]
-FORMATS: tuple[SourceFormat, ...] = ("onnx", "sklearn", "xgboost", "lightgbm", "pytorch")
+SourceFormat = Literal["onnx", "sklearn", "xgboost", "lightgbm", "pytorch", "tensorflow", "keras"]
+FORMATS: tuple[SourceFormat, ...] = (
+    "onnx", "sklearn", "xgboost", "lightgbm", "pytorch", "tensorflow", "keras",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,16 +88,22 @@ def sniff(path: Path) -> str:
         return "empty"
     if head[:1] == b"\x80":
         return "pickle"
+    if head[:8] == b"\x89HDF\r\n\x1a\n":
+        return "hdf5"
+    if head[:2] == b"\x1f\x8b" and _is_tar(path):
+        return "tar"  # a gzipped tar, as SavedModels are shipped (a joblib file is no tar)
     if head[:2] == b"\x1f\x8b" or (
         head[:1] == b"x" and len(head) > 1 and head[1] in b"\x01\x5e\x9c\xda"
     ):
         return "joblib"  # joblib's compressed pickles (gzip/zlib)
     if head[:4] in {b"\x04\x22\x4d\x18", b"\xfd7zX"} or head[:3] == b"BZh":
-        return "joblib"  # lz4, xz, bz2
+        return "tar" if _is_tar(path) else "joblib"  # lz4, xz, bz2
     if head[:4] == b"PK\x03\x04":
         return _sniff_zip(path)
     if head[:1] in {b"{", b"["}:
         return "json-or-ubjson"
+    if _is_tar(path):
+        return "tar"
     if head.startswith(b"tree\n") or head.startswith(b"tree\r\n"):
         return "lightgbm-text"
     return "unknown"
@@ -106,6 +115,10 @@ def _sniff_zip(path: Path) -> str:
             names = archive.namelist()
     except zipfile.BadZipFile:
         return "unknown"
+    if any(n == "saved_model.pb" or n.endswith("/saved_model.pb") for n in names):
+        return "savedmodel-zip"
+    if "config.json" in names and "model.weights.h5" in names:
+        return "keras-zip"  # Keras 3's .keras format
     if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
         return "torchscript"
     if any(
@@ -116,6 +129,14 @@ def _sniff_zip(path: Path) -> str:
     if any(n.endswith(".npy") for n in names):
         return "npz"
     return "zip"
+
+
+def _is_tar(path: Path) -> bool:
+    # Reads the first header only (decompressing a few blocks of a compressed file).
+    try:
+        return tarfile.is_tarfile(path)
+    except (OSError, EOFError, tarfile.TarError):
+        return False
 
 
 def refuse_unsafe(kind: str, fmt: str, allow_unsafe: bool) -> None:
@@ -137,6 +158,8 @@ _CONVERTERS: dict[str, str] = {
     "xgboost": "modelship_runtime.build.converters.xgboost_models",
     "lightgbm": "modelship_runtime.build.converters.lightgbm_models",
     "pytorch": "modelship_runtime.build.converters.torch_models",
+    "tensorflow": "modelship_runtime.build.converters.tensorflow_models",
+    "keras": "modelship_runtime.build.converters.tensorflow_models",
 }
 
 

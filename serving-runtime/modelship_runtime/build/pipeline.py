@@ -41,6 +41,8 @@ TOOL_DISTRIBUTIONS = (
     "skl2onnx",
     "onnxmltools",
     "onnxconverter-common",
+    "tf2onnx",
+    "keras",
     "numpy",
 )
 

@@ -20,7 +20,7 @@ INVALID: list[tuple[str, str, dict[str, Any], str]] = [
     ("missing-model", "a", {}, "spec.model"),
     ("missing-uri", "a", {"model": {"format": "onnx"}}, "spec.model.uri"),
     ("bad-scheme", "a", {"model": {"uri": "ftp://host/m.onnx"}}, "spec.model.uri"),
-    ("bad-format", "a", {"model": {**MODEL, "format": "tensorflow"}}, "spec.model.format"),
+    ("bad-format", "a", {"model": {**MODEL, "format": "caffe2"}}, "spec.model.format"),
     ("bad-sha256", "a", {"model": {**MODEL, "sha256": "xyz"}}, "spec.model.sha256"),
     (
         "sklearn-without-signature",
@@ -241,3 +241,13 @@ def test_a_full_valid_spec_is_accepted_with_defaults(models: Models) -> None:
         "dashboard": False,
         "slo": {"minLabelledSamples": 100, "window": "5m", "pending": "5m"},
     }
+
+
+@pytest.mark.parametrize(
+    ("fmt", "uri"), [("keras", "s3://m/model.keras"), ("tensorflow", "s3://m/saved.tar.gz")]
+)
+def test_tensorflow_formats_need_no_signature(models: Models, fmt: str, uri: str) -> None:
+    """A SavedModel and a Keras file declare their inputs: the build reads them."""
+    created = models.create(f"tf-{fmt}", {"model": {"uri": uri, "format": fmt}}, dry_run=True)
+    assert created["spec"]["model"]["format"] == fmt
+    assert "signature" not in created["spec"]["model"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import pickle
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -53,3 +55,42 @@ def test_empty_source(tmp_path: Path) -> None:
 def test_sniff(tmp_path: Path, head: bytes, kind: str) -> None:
     (tmp_path / "f").write_bytes(head)
     assert sniff(tmp_path / "f") == kind
+
+
+def _tar(path: Path, mode: str) -> Path:
+    member = path.parent / "saved_model.pb"
+    member.write_bytes(b"\x08\x01")
+    with tarfile.open(path, mode) as archive:
+        archive.add(member, arcname="m/saved_model.pb")
+    return path
+
+
+@pytest.mark.parametrize("mode", ["w", "w:gz", "w:bz2", "w:xz"])
+def test_sniff_tar_archives_of_any_compression(tmp_path: Path, mode: str) -> None:
+    assert sniff(_tar(tmp_path / "m.tar", mode)) == "tar"
+
+
+def test_sniff_a_gzipped_pickle_is_still_joblib(tmp_path: Path) -> None:
+    path = tmp_path / "model.joblib"
+    path.write_bytes(gzip.compress(pickle.dumps({"a": 1})))
+    assert sniff(path) == "joblib"
+
+
+@pytest.mark.parametrize(
+    ("members", "kind"),
+    [
+        (["saved/saved_model.pb", "saved/variables/variables.index"], "savedmodel-zip"),
+        (["config.json", "metadata.json", "model.weights.h5"], "keras-zip"),
+    ],
+)
+def test_sniff_zips_of_tensorflow_models(tmp_path: Path, members: list[str], kind: str) -> None:
+    path = tmp_path / "m.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in members:
+            archive.writestr(name, b"{}")
+    assert sniff(path) == kind
+
+
+def test_sniff_hdf5(tmp_path: Path) -> None:
+    (tmp_path / "m.h5").write_bytes(b"\x89HDF\r\n\x1a\n\x00\x00")
+    assert sniff(tmp_path / "m.h5") == "hdf5"

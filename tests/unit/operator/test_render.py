@@ -374,3 +374,28 @@ def test_a_default_never_contradicts_the_specs_own_resources(
     settings = OperatorSettings(artifact_store="s3://store/builds")
     md = make_md({"model": {"uri": "s3://m/model.onnx"}, "runtime": {"resources": own}})
     assert render.serving_resources(md, settings) == {"requests": requests, "limits": limits}
+
+
+@pytest.mark.parametrize("fmt", ["keras", "tensorflow"])
+def test_tensorflow_formats_build_in_the_tensorflow_image(
+    settings: OperatorSettings, fmt: str
+) -> None:
+    md = make_md({"model": {"uri": "s3://m/model.keras", "format": fmt}})
+    job = render.render_build_job(md, "r", settings)
+    build = job["spec"]["template"]["spec"]["initContainers"][0]
+    assert build["image"] == settings.tensorflow_build_image
+    # Loading a SavedModel or a Keras file runs no code of the file: no unsafe opt-in.
+    assert "--allow-unsafe-formats" not in build["args"]
+    assert "--signature" not in build["args"]
+    # Serving and publishing never carry TensorFlow.
+    (publish,) = job["spec"]["template"]["spec"]["containers"]
+    assert publish["image"] == settings.runtime_image
+    identity = naming.RevisionIdentity.of(md, "r")
+    served = render.render_deployment(md, identity, settings, 1, digest=None)
+    assert served["spec"]["template"]["spec"]["containers"][0]["image"] == settings.runtime_image
+    # A model's own image override still wins for its build.
+    custom = make_md(
+        {"model": {"uri": "s3://m/m.keras", "format": fmt}, "runtime": {"image": "me/tf:1"}}
+    )
+    custom_job = render.render_build_job(custom, "r", settings)
+    assert custom_job["spec"]["template"]["spec"]["initContainers"][0]["image"] == "me/tf:1"
