@@ -56,12 +56,13 @@ test-integration: venv binaries ## integration tests against a real apiserver
 
 # --- Local cluster ------------------------------------------------------------
 .PHONY: binaries
-binaries: ## build Kubernetes, etcd, CoreDNS, MinIO, Prometheus, prometheus-operator and Contour from the Go module proxy, fetch Envoy (cached by version)
+binaries: ## build Kubernetes, etcd, CoreDNS, MinIO, Prometheus, prometheus-operator, Contour and the Go checkers (kstatus, Argo CD health) from the Go module proxy, fetch Envoy (cached by version)
 	@bash hack/build-binaries.sh all
 	@bash hack/build-s3.sh >/dev/null
 	@bash hack/build-monitoring.sh all
 	@bash hack/build-go-tool.sh kind-check >/dev/null
 	@bash hack/build-go-tool.sh kstatus >/dev/null
+	@bash hack/build-go-tool.sh argocd-health >/dev/null
 	@bash hack/build-gateway.sh
 
 .PHONY: cluster-up

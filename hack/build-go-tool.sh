@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds one of the project's small Go checkers, hack/<tool>/ (kind-check: kind-config.yaml
-# against kind's own v1alpha4 types; kstatus: cli-utils' kstatus verdict on an object), into
+# against kind's own v1alpha4 types; kstatus: cli-utils' kstatus verdict on an object;
+# argocd-health: a health.lua run by Argo CD's own Lua VM), into
 # $MODELSHIP_CACHE/bin/<tool>-<version>/, once per version. The version is the one
 # hack/<tool>/go.mod requires of the module the tool exists for; bump it there (then
 # `go mod tidy` in that directory) and the cache key follows.
@@ -10,11 +11,15 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-tool=${1:?usage: hack/build-go-tool.sh kind-check|kstatus [path]}
+tool=${1:?usage: hack/build-go-tool.sh kind-check|kstatus|argocd-health [path]}
+# The Go toolchain each tool needs: the local one, or (when the module asks for a newer Go, as
+# Argo CD 3.6 does) a release fetched once through the module proxy.
+toolchain=local
 case $tool in
   kind-check) module=sigs.k8s.io/kind ;;
   kstatus) module=sigs.k8s.io/cli-utils ;;
-  *) echo "[build-go-tool] unknown tool $tool (kind-check or kstatus)" >&2; exit 2 ;;
+  argocd-health) module=github.com/argoproj/argo-cd/v3 toolchain=go1.27.4 ;;
+  *) echo "[build-go-tool] unknown tool $tool (kind-check, kstatus or argocd-health)" >&2; exit 2 ;;
 esac
 src=$here/$tool
 MODELSHIP_CACHE=${MODELSHIP_CACHE:-$HOME/.cache/modelship}
@@ -32,7 +37,7 @@ if [[ -x $bin ]]; then log "$tool ($module $version) cached in $out"; echo "$bin
 command -v go >/dev/null || { log "go is not on PATH (needed to build $tool)"; exit 1; }
 export CGO_ENABLED=0
 export GOFLAGS=-mod=mod
-export GOTOOLCHAIN=local
+export GOTOOLCHAIN=$toolchain
 
 rm -rf "$out.tmp"
 mkdir -p "$out.tmp"

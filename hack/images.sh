@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds, lists and imports modelship's container images without a registry or a Docker daemon.
 #
-#   hack/images.sh build [pause|runtime|operator ...]   build what changed (default: all of them)
+#   hack/images.sh build [pause|runtime|build-tensorflow|operator ...]
+#                                                       build what changed (default: all of them)
 #   hack/images.sh list                                 each image ref, its archive and size
 #   hack/images.sh import --address SOCKET [--snapshotter NAME] [pause|runtime|operator ...]
 #                                                       load built images (default: all) into
@@ -361,7 +362,8 @@ build_app() { # NAME WHEEL ROOTFS_COPY -> ROOTFS_COPY$venv_dir holds the venv
   [[ $name == runtime ]] && package=modelship_runtime
   [[ $name == build-tensorflow ]] && package="modelship_runtime, tensorflow, tf2onnx"
   [[ -x $rootfs$(entrypoint_of "$name") ]] || die "the $name image has no $(entrypoint_of "$name")"
-  chroot "$rootfs" /usr/bin/env -i "$venv_dir/bin/python" -c "import $package" ||
+  # TF_CPP_MIN_LOG_LEVEL: TensorFlow (build-tensorflow) would print pages of start-up notes.
+  chroot "$rootfs" /usr/bin/env -i TF_CPP_MIN_LOG_LEVEL=3 "$venv_dir/bin/python" -c "import $package" ||
     die "the $name image's venv cannot import $package (see the traceback above)"
   find "$rootfs$venv_dir" -name __pycache__ -type d -prune -exec rm -rf {} +
   chown -R 0:0 "$rootfs$venv_dir"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from pathlib import Path
 
@@ -22,3 +23,12 @@ def build(tool: str) -> tuple[Path | None, str]:
     if built.returncode != 0 or path is None or not path.is_file():
         return None, built.stderr
     return path, built.stderr
+
+
+@functools.cache
+def binary(tool: str) -> Path:
+    """The tool's binary, built once per test session; a failed build raises with its stderr."""
+    path, errors = build(tool)
+    if path is None:
+        raise RuntimeError(f"hack/build-go-tool.sh {tool} failed: {errors}")
+    return path

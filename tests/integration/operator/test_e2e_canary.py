@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from modelship import naming, rollout
 
+from tests.support.health_fixtures import capture
 from tests.support.load import SteadyLoad
 from tests.support.waiting import holds_for, wait_until
 
@@ -96,6 +97,7 @@ def test_steps_move_pods_and_promote_with_no_failed_request(
         )
         ready = models.condition("steps", "Progressing")
         assert ready is not None and "replicas router" in ready["message"]
+        capture("canary-step", models.get("steps"))
         wait_until(lambda: load.answered_by(canary) >= 1, timeout=30, what="the canary answers")
 
         second = wait_until(lambda: _at_step(models, "steps", 1), timeout=60, what="step 2")
@@ -154,6 +156,7 @@ def test_pause_holds_abort_rolls_back_and_retry_starts_again(
             what="the first step held by spec.rollout.paused",
         )
         assert held["step"] == 0 and models.status("held")["lastDecision"]["action"] == "Paused"
+        capture("canary-paused", models.get("held"))
 
         # Held for three intervals: observed throughout, the step never moves.
         def still_at_step_one() -> None:
@@ -179,6 +182,7 @@ def test_pause_holds_abort_rolls_back_and_retry_starts_again(
         degraded = models.condition("held", "Degraded")
         assert degraded is not None and degraded["status"] == "True"
         assert f"revision {canary} rolled back" in degraded["message"]
+        capture("rolled-back", models.get("held"))
         selector = models.core.read_namespaced_service("held", models.namespace).spec.selector
         assert selector[naming.REVISION_LABEL] == stable
         wait_until(

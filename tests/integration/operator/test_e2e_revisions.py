@@ -15,6 +15,7 @@ from modelship.settings import OperatorSettings
 from modelship.timestamps import format_time
 
 from tests.support import kstatus
+from tests.support.health_fixtures import capture
 from tests.support.load import SteadyLoad
 from tests.support.waiting import wait_until
 
@@ -83,6 +84,15 @@ def test_switching_revisions_under_load_loses_no_request_and_going_back_needs_no
             timeout=30,
             what="kstatus InProgress during the switch",
         )
+
+        def switching() -> dict[str, Any] | None:
+            md = models.get("linear")
+            status = md.get("status") or {}
+            observed = status.get("observedGeneration") == md["metadata"]["generation"]
+            return md if observed and status.get("phase") in ("Building", "Deploying") else None
+
+        # The operator's own word for the switch, once it has seen the change.
+        capture("switching-while-serving", wait_until(switching, timeout=120, what="switching"))
         rev_b = wait_until(
             lambda: (s := models.ready_stable("linear")) != rev_a and s,
             timeout=300,

@@ -13,6 +13,7 @@ import pytest
 from modelship import naming
 
 from tests.support.cluster import Cluster, kubectl
+from tests.support.health_fixtures import capture
 from tests.support.store import MODEL_SECRET, STORE_SECRET, ObjectStore
 from tests.support.waiting import wait_until
 
@@ -94,6 +95,7 @@ def test_model_is_built_served_and_answers_through_its_service(
             status["revisions"]["stable"]["revision"] == status["revisions"]["current"]["revision"]
         )
         assert status["build"]["state"] == "Succeeded"
+        capture("serving", models.get("linear"))
         _keys_reached_only_their_own_containers(models, status["revisions"]["current"]["revision"])
 
         service = models.core.read_namespaced_service("linear", models.namespace)

@@ -12,6 +12,7 @@ import pytest
 from modelship import naming
 
 from tests.support import kstatus
+from tests.support.health_fixtures import capture
 from tests.support.load import SteadyLoad
 from tests.support.waiting import wait_until
 
@@ -72,6 +73,7 @@ def test_a_revision_that_never_gets_ready_fails_by_its_deadline_while_stable_ser
         assert ready is not None and ready["status"] == "True", ready
         verdict, message = kstatus.verdict(models.get("fragile"))
         assert verdict == "Failed", message
+        capture("deadline-missed-while-stable-serves", models.get("fragile"))
         # The failed revision sleeps at zero; the stable one keeps the Service.
         name = naming.revision_name("fragile", broken)
         wait_until(
@@ -127,6 +129,7 @@ def test_a_new_model_that_can_never_start_is_stalled_and_not_ready(
     assert conditions["Reconciling"]["status"] == "False"
     verdict, message = kstatus.verdict(models.get("doomed"))
     assert verdict == "Failed" and "OOMKilled" in message, message
+    capture("never-started", models.get("doomed"))
 
 
 def _events(models: Models, name: str, before: frozenset[str] = frozenset()) -> list[str]:

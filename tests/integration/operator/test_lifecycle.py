@@ -11,6 +11,7 @@ from kubernetes.client.exceptions import ApiException
 from modelship import api
 
 from tests.support import kstatus
+from tests.support.health_fixtures import capture
 from tests.support.waiting import wait_until
 
 from .conftest import Models, OperatorProcess
@@ -47,6 +48,7 @@ def test_create_builds_then_deploys_with_owned_children(
     assert conditions["Progressing"]["status"] == "True"
     assert conditions["BuildSucceeded"]["status"] == "Unknown"
     assert kstatus.verdict(models.get("fraud"))[0] == "InProgress"
+    capture("building", models.get("fraud"))
     assert status["selector"] == (
         "app.kubernetes.io/component=server,app.kubernetes.io/instance=fraud"
     )
@@ -198,6 +200,7 @@ def test_failed_build_sets_failed_with_the_reason(
     assert status["build"]["state"] == "Failed"
     verdict, message = kstatus.verdict(models.get("fraud"))
     assert verdict == "Failed" and "BackoffLimitExceeded" in message, message
+    capture("build-failed", models.get("fraud"))
     # A failed build is not retried in a loop: still exactly one Job.
     assert len(models.jobs("fraud")) == 1
     wait_until(
@@ -297,6 +300,7 @@ def test_a_foreign_object_with_a_childs_name_is_left_alone_with_name_conflict(
     assert status["phase"] == "Failed"  # nothing else serves the model
     stalled = models.condition("fraud", "Stalled")
     assert stalled is not None and stalled["reason"] == "NameConflict"
+    capture("name-conflict", models.get("fraud"))
     wait_until(
         lambda: "NameConflict" in {e.reason for e in models.events("fraud")},
         timeout=15,
