@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.build.conftest import upload
 from tests.integration.build.s3server import S3Server
-from tests.integration.runtime.server_process import start_server
+from tests.integration.runtime.server_process import served
 from tests.support.json_http import post
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -104,9 +104,8 @@ def _serve_and_compare(
     output: Path, tmp_path: Path, inputs: dict[str, np.ndarray], want: dict[str, np.ndarray]
 ) -> None:
     """Serve the build's output; V2 and TF Serving (row and columnar) answers equal `want`."""
-    server = start_server(output, "m", tmp_path)
-    try:
-        base = f"{server.base}"
+    with served(output, "m", tmp_path) as server:
+        base = server.base
         v2 = post(
             f"{base}/v2/models/m/infer",
             {
@@ -134,8 +133,6 @@ def _serve_and_compare(
             assert np.max(np.abs(np.asarray(answer) - expected)) <= TOLERANCE, name
             row_answer = [p[name] if isinstance(p, dict) else p for p in predictions]
             assert np.max(np.abs(np.asarray(row_answer) - expected)) <= TOLERANCE, name
-    finally:
-        assert server.stop() == 0, server.log()
 
 
 @pytest.mark.parametrize("file", ["model.keras", "model.h5"])

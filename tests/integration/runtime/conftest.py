@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.runtime import onnx_models
-from tests.integration.runtime.server_process import ServerProcess, start_server
+from tests.integration.runtime.server_process import ServerProcess, served
 
 
 @pytest.fixture(scope="session")
@@ -38,29 +38,26 @@ def regressor_path(model_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def mlp_server(mlp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_server(
+    with served(
         mlp_path, "mlp", tmp_path_factory.mktemp("logs"), "--max-body-bytes", "65536"
-    )
-    yield server
-    assert server.stop() == 0, server.log()
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def identity_server(
     identity_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    server = start_server(identity_path, "types", tmp_path_factory.mktemp("logs"))
-    yield server
-    assert server.stop() == 0, server.log()
+    with served(identity_path, "types", tmp_path_factory.mktemp("logs")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def two_input_server(
     two_input_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    server = start_server(
+    with served(
         two_input_path, "pair", tmp_path_factory.mktemp("logs"), "--version", "3",
         "--execution", "thread",
-    )  # fmt: skip
-    yield server
-    assert server.stop() == 0, server.log()
+    ) as server:  # fmt: skip
+        yield server

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,3 +125,14 @@ def start_server(
             server.stop()
             raise
     return server
+
+
+@contextmanager
+def served(model: Path, name: str, log_dir: Path, *extra: str) -> Iterator[ServerProcess]:
+    """A started server for the block; afterwards it is stopped and must have exited cleanly."""
+    server = start_server(model, name, log_dir, *extra)
+    try:
+        yield server
+    finally:
+        code = server.stop()
+    assert code == 0, server.log()

@@ -14,7 +14,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
 from tests.integration.runtime import onnx_models
-from tests.integration.runtime.server_process import ServerProcess, start_server
+from tests.integration.runtime.server_process import ServerProcess, served
 from tests.integration.runtime.test_feedback import scrape, series
 
 REQUESTS = 96
@@ -24,7 +24,7 @@ REQUESTS = 96
 def batching_server(
     mlp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    server = start_server(
+    with served(
         mlp_path,
         "mlp",
         tmp_path_factory.mktemp("logs"),
@@ -34,9 +34,8 @@ def batching_server(
         "20",
         "--execution",
         "thread",  # the other server runs inline; both execution paths are covered
-    )
-    yield server
-    assert server.stop() == 0, server.log()
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +43,7 @@ def scale_server(
     model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     path = onnx_models.scale_model(model_dir / "scale.onnx")
-    server = start_server(
+    with served(
         path,
         "scale",
         tmp_path_factory.mktemp("logs"),
@@ -52,9 +51,8 @@ def scale_server(
         "32",
         "--max-delay-ms",
         "20",
-    )
-    yield server
-    assert server.stop() == 0, server.log()
+    ) as server:
+        yield server
 
 
 def _infer_http(

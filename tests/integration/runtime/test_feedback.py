@@ -12,7 +12,7 @@ import orjson
 import pytest
 import tritonclient.http as httpclient
 
-from tests.integration.runtime.server_process import ServerProcess, start_server
+from tests.integration.runtime.server_process import ServerProcess, served, start_server
 
 
 def scrape(server: ServerProcess) -> dict[str, float]:
@@ -46,7 +46,7 @@ def series(name: str, model: str) -> str:
 def small_log_server(
     mlp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    server = start_server(
+    with served(
         mlp_path,
         "mlp",
         tmp_path_factory.mktemp("logs"),
@@ -54,9 +54,8 @@ def small_log_server(
         "50",
         "--feedback-output",
         "label",
-    )
-    yield server
-    assert server.stop() == 0, server.log()
+    ) as server:
+        yield server
 
 
 def test_classifier_accuracy_from_scraped_counters(

@@ -19,7 +19,7 @@ import pytest
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from tests.integration.runtime.onnx_models import ONNX_TYPES
-from tests.integration.runtime.server_process import ServerProcess, start_server
+from tests.integration.runtime.server_process import ServerProcess, served
 
 HTTP_REQUESTS = 9_000
 GRPC_REQUESTS = 1_000
@@ -321,11 +321,10 @@ def _grpc_requests(count: int, seed: int) -> Iterator[Any]:
 def fuzz_server(
     identity_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    server = start_server(
+    with served(
         identity_path, "types", tmp_path_factory.mktemp("logs"), "--max-body-bytes", str(BODY_LIMIT)
-    )
-    yield server
-    assert server.stop() == 0, server.log()
+    ) as server:
+        yield server
 
 
 def _rss(server: ServerProcess) -> int:

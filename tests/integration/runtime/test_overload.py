@@ -18,7 +18,7 @@ import tritonclient.grpc as grpcclient
 from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.utils import InferenceServerException
 
-from tests.integration.runtime.server_process import ServerProcess, start_server
+from tests.integration.runtime.server_process import ServerProcess, served
 from tests.support.flood import (
     DEADLINE_MS,
     MAX_IN_FLIGHT,
@@ -40,9 +40,8 @@ FLOOD_SECONDS = 15
 def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A model that keeps one core busy for milliseconds per row, run on one worker thread."""
     path = write_slow_model(tmp_path_factory.mktemp("models") / "slow.onnx")
-    server = start_server(path, "slow", tmp_path_factory.mktemp("logs"), *SERVER_ARGS)
-    yield server
-    assert server.stop() == 0, server.log()
+    with served(path, "slow", tmp_path_factory.mktemp("logs"), *SERVER_ARGS) as server:
+        yield server
 
 
 def test_a_flood_at_three_times_capacity_is_shed_fast_and_harms_nobody_admitted(
@@ -153,9 +152,8 @@ def patient_server(
     behind a busy worker would run, unless something stops it."""
     path = write_slow_model(tmp_path_factory.mktemp("models") / "slow.onnx")
     logs = tmp_path_factory.mktemp("logs")
-    server = start_server(path, "slow", logs, "--execution", "thread", *request.param)
-    yield server
-    assert server.stop() == 0, server.log()
+    with served(path, "slow", logs, "--execution", "thread", *request.param) as server:
+        yield server
 
 
 def _infer_once(port: int, body: bytes) -> int:

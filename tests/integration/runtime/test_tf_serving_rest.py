@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.integration.runtime import onnx_models
-from tests.integration.runtime.server_process import ServerProcess, start_server
+from tests.integration.runtime.server_process import ServerProcess, served
 
 pytestmark = pytest.mark.integration
 
@@ -38,17 +38,15 @@ def _call(server: ServerProcess, path: str, body: Any = None) -> tuple[int, Any]
 def regressor_server(
     regressor_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    server = start_server(regressor_path, "sum", tmp_path_factory.mktemp("logs"))
-    yield server
-    assert server.stop() == 0, server.log()
+    with served(regressor_path, "sum", tmp_path_factory.mktemp("logs")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def strings_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     path = onnx_models.identity_model(tmp_path_factory.mktemp("m") / "s.onnx", ("BYTES",))
-    server = start_server(path, "echo", tmp_path_factory.mktemp("logs"))
-    yield server
-    assert server.stop() == 0, server.log()
+    with served(path, "echo", tmp_path_factory.mktemp("logs")) as server:
+        yield server
 
 
 def test_status_and_metadata(two_input_server: ServerProcess) -> None:

@@ -92,19 +92,17 @@ def _finish(model: onnx.ModelProto, what: str, predict_outputs: Any) -> Converte
         inputs=[s.model_copy(update={"shape": [-1, *s.shape[1:]]}) for s in found.inputs],
         outputs=[s.model_copy(update={"shape": [-1, *s.shape[1:]]}) for s in found.outputs],
     )
-    first = signature.outputs[0].name
+    # Scores are the first output; the class, where there are several, its argmax.
+    roles = OutputRoles(label=None, scores=signature.outputs[0].name)
 
     def predict(inputs: dict[str, np.ndarray]) -> Prediction:
-        outputs = predict_outputs(inputs)
-        scores = np.asarray(outputs[first])
-        labels = np.argmax(scores, axis=1) if scores.ndim == 2 and scores.shape[1] > 1 else None
-        return Prediction(labels=labels, scores=scores)
+        return roles.interpret(predict_outputs(inputs))
 
     return ConvertedModel(
         model=model,
         signature=signature,
         task="generic",
-        roles=OutputRoles(label=None, scores=first),
+        roles=roles,
         reference=Reference(f"the original {what} in TensorFlow", predict),
         framework=f"tensorflow {tf.__version__}",
     )
