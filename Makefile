@@ -38,8 +38,13 @@ fmt: venv ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff format operator serving-runtime tests hack
 
 .PHONY: crds
-crds: venv ## regenerate crds/ from the pydantic API models (operator/modelship/api.py)
+crds: venv ## regenerate crds/ from the pydantic API models (operator/modelship/api.py), then the chart's copy
 	$(PY) -m modelship.crd
+	$(PY) hack/chart.py
+
+.PHONY: chart
+chart: venv ## refresh charts/modelship's generated files (CRD, RBAC rules, alerts, dashboards, values schema)
+	$(PY) hack/chart.py
 
 # --- Tests --------------------------------------------------------------------
 .PHONY: test
@@ -56,13 +61,14 @@ test-integration: venv binaries ## integration tests against a real apiserver
 
 # --- Local cluster ------------------------------------------------------------
 .PHONY: binaries
-binaries: ## build Kubernetes, etcd, CoreDNS, MinIO, Prometheus, prometheus-operator, Contour and the Go checkers (kstatus, Argo CD health) from the Go module proxy, fetch Envoy (cached by version)
+binaries: ## build Kubernetes, etcd, CoreDNS, MinIO, Prometheus, prometheus-operator, Contour, Helm and the Go checkers (kstatus, Argo CD health) from the Go module proxy, fetch Envoy (cached by version)
 	@bash hack/build-binaries.sh all
 	@bash hack/build-s3.sh >/dev/null
 	@bash hack/build-monitoring.sh all
 	@bash hack/build-go-tool.sh kind-check >/dev/null
 	@bash hack/build-go-tool.sh kstatus >/dev/null
 	@bash hack/build-go-tool.sh argocd-health >/dev/null
+	@bash hack/build-go-tool.sh helm >/dev/null
 	@bash hack/build-gateway.sh
 
 .PHONY: cluster-up

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds one of the project's small Go checkers, hack/<tool>/ (kind-check: kind-config.yaml
 # against kind's own v1alpha4 types; kstatus: cli-utils' kstatus verdict on an object;
-# argocd-health: a health.lua run by Argo CD's own Lua VM), into
+# argocd-health: a health.lua run by Argo CD's own Lua VM; helm: Helm's own command, for the
+# chart's lint, render and install tests), into
 # $MODELSHIP_CACHE/bin/<tool>-<version>/, once per version. The version is the one
 # hack/<tool>/go.mod requires of the module the tool exists for; bump it there (then
 # `go mod tidy` in that directory) and the cache key follows.
@@ -11,15 +12,19 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-tool=${1:?usage: hack/build-go-tool.sh kind-check|kstatus|argocd-health [path]}
+tool=${1:?usage: hack/build-go-tool.sh kind-check|kstatus|argocd-health|helm [path]}
 # The Go toolchain each tool needs: the local one, or (when the module asks for a newer Go, as
 # Argo CD 3.6 does) a release fetched once through the module proxy.
 toolchain=local
+package=.
 case $tool in
   kind-check) module=sigs.k8s.io/kind ;;
   kstatus) module=sigs.k8s.io/cli-utils ;;
   argocd-health) module=github.com/argoproj/argo-cd/v3 toolchain=go1.27.4 ;;
-  *) echo "[build-go-tool] unknown tool $tool (kind-check, kstatus or argocd-health)" >&2; exit 2 ;;
+  # Helm's command itself, at the dependency versions its own go.mod pins (hack/helm only
+  # requires it, as a `tool`).
+  helm) module=helm.sh/helm/v4 package=helm.sh/helm/v4/cmd/helm ;;
+  *) echo "[build-go-tool] unknown tool $tool (kind-check, kstatus, argocd-health or helm)" >&2; exit 2 ;;
 esac
 src=$here/$tool
 MODELSHIP_CACHE=${MODELSHIP_CACHE:-$HOME/.cache/modelship}
@@ -42,7 +47,7 @@ export GOTOOLCHAIN=$toolchain
 rm -rf "$out.tmp"
 mkdir -p "$out.tmp"
 log "building $tool against $module $version"
-(cd "$src" && go build -trimpath -ldflags "-s -w" -o "$out.tmp/$tool" .)
+(cd "$src" && go build -trimpath -ldflags "-s -w" -o "$out.tmp/$tool" "$package")
 rm -rf "$out" && mv "$out.tmp" "$out"
 log "$tool built into $out"
 echo "$bin"

@@ -7,13 +7,13 @@ this module: it serves the committed copy under operator/modelship/templates/das
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import generated_files
 from grafana_foundation_sdk.builders import common as common_builder
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
@@ -843,34 +843,19 @@ def outputs() -> dict[Path, Callable[[], dict[str, Any]]]:
     }
 
 
+def texts() -> generated_files.Outputs:
+    """Every committed file and its text."""
+    return {path: (lambda build=build: render_json(build())) for path, build in outputs().items()}
+
+
 def stale_files() -> list[Path]:
     """The committed files that differ from a fresh generation."""
-    stale = []
-    for path, build in outputs().items():
-        current = path.read_text() if path.exists() else ""
-        if current != render_json(build()):
-            stale.append(path)
-    return stale
+    return generated_files.stale(texts())
 
 
 def main(argv: list[str] | None = None) -> int:
     """Write (or with --check, compare) the dashboard JSON files."""
-    parser = argparse.ArgumentParser(prog="python hack/dashboards.py", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="fail when a file is stale")
-    args = parser.parse_args(argv)
-    if args.check:
-        stale = stale_files()
-        for path in stale:
-            print(
-                f"{path.relative_to(ROOT)} is stale: run `python hack/dashboards.py`",
-                file=sys.stderr,
-            )
-        return 1 if stale else 0
-    for path, build in outputs().items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_json(build()))
-        print(f"wrote {path.relative_to(ROOT)}")
-    return 0
+    return generated_files.main(argv, script="hack/dashboards.py", doc=__doc__, outputs=texts())
 
 
 if __name__ == "__main__":

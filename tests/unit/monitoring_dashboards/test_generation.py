@@ -9,9 +9,8 @@ from types import ModuleType
 import pytest
 from modelship import dashboards
 
+from tests.support import hack_scripts
 from tests.unit.monitoring_dashboards.queries import ROOT
-
-GENERATOR = ROOT / "hack" / "dashboards.py"
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +20,7 @@ def generator() -> ModuleType:
             "grafana-foundation-sdk is not installed: the dashboards are generated with it "
             "(see docs/dashboards.md for the pinned release)"
         )
-    spec = importlib.util.spec_from_file_location("modelship_hack_dashboards", GENERATOR)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return hack_scripts.load("dashboards")
 
 
 def test_committed_dashboards_match_a_fresh_generation(generator: ModuleType) -> None:
