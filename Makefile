@@ -98,6 +98,10 @@ images: venv ## build the pause, runtime, operator and Prometheus images from a 
 bench-runtime: venv ## serving runtime vs raw ORT, an ASGI floor and peer servers
 	$(PY) tests/bench/bench_runtime.py
 
+.PHONY: profile-runtime
+profile-runtime: venv ## py-spy on the runtime under load: the share of each stage of a request
+	$(PY) tests/bench/profile_runtime.py
+
 .PHONY: bench-overload
 bench-overload: venv ## the runtime flooded at 1x, 2x and 3x its capacity: shed 503s, p99 of admitted, RSS
 	$(PY) tests/bench/bench_overload.py

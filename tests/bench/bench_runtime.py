@@ -1,4 +1,5 @@
-"""Benchmark of the serving runtime: raw ORT, an ASGI floor, modelship, and peer servers.
+"""Benchmark of the serving runtime: raw ORT, HTTP floors (uvicorn, granian), modelship, and peer
+servers.
 
 Per the team's BENCHMARKS.md: the server under test is pinned to core 0 with one intra-op
 thread, the load generator to core 1; contestants are measured in ONE run with their order
@@ -42,6 +43,8 @@ import uvloop
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+
+from tests.integration.runtime.server_process import serve_argv  # noqa: E402
 
 # onnx and onnxruntime are imported where used: the load generator re-executes this file and
 # must start in a fraction of a second.
@@ -310,7 +313,7 @@ def run_pinned(args: list[str], timeout: float) -> dict[str, Any]:
 @dataclass
 class Server:
     name: str
-    group: str  # a' | b | c
+    group: str  # a' | f | b | c
     port: int
     path: str
     body: str  # "json" | "binary"
@@ -442,8 +445,9 @@ def stop(server: Server) -> None:
         os.killpg(server.process.pid, signal.SIGKILL)
 
 
-ASGI_FLOOR = '''
-"""(a') The HTTP floor: a bare ASGI + orjson V2 endpoint calling ORT inline."""
+# The floors' shared part: one ORT session on one thread, as every contestant has, and the
+# V2 JSON answer to a request body.
+FLOOR_SESSION = """
 import os
 import numpy as np
 import onnxruntime as ort
@@ -455,6 +459,25 @@ options.inter_op_num_threads = 1
 session = ort.InferenceSession(os.environ["BENCH_MODEL"], options)
 names = [o.name for o in session.get_outputs()]
 kinds = {"float32": "FP32", "int64": "INT64"}
+
+
+def answer(body):
+    request = orjson.loads(body)
+    tensor = request["inputs"][0]
+    x = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
+    outputs = session.run(None, {"x": x})
+    doc = {"model_name": "m", "outputs": [
+        {"name": n, "datatype": kinds[str(o.dtype)], "shape": list(o.shape), "data": o.reshape(-1)}
+        for n, o in zip(names, outputs)]}
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+"""
+
+ASGI_FLOOR = (
+    '''
+"""(a') The HTTP floor: a bare ASGI + orjson V2 endpoint calling ORT inline."""
+'''
+    + FLOOR_SESSION
+    + """
 
 
 async def app(scope, receive, send):
@@ -470,18 +493,51 @@ async def app(scope, receive, send):
         message = await receive()
         body += message.get("body", b"")
         more = message.get("more_body", False)
-    request = orjson.loads(body)
-    tensor = request["inputs"][0]
-    x = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
-    outputs = session.run(None, {"x": x})
-    doc = {"model_name": "m", "outputs": [
-        {"name": n, "datatype": kinds[str(o.dtype)], "shape": list(o.shape), "data": o.reshape(-1)}
-        for n, o in zip(names, outputs)]}
-    payload = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+    payload = answer(body)
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(payload)).encode())]})
     await send({"type": "http.response.body", "body": payload})
+"""
+)
+
+RSGI_FLOOR = (
+    '''
+"""(f) The same floor for granian's own interface (RSGI): no ASGI message dicts; the body is
+read in one await and the response written in one call."""
+'''
+    + FLOOR_SESSION
+    + """JSON = [("content-type", "application/json")]
+
+
+async def app(scope, protocol):
+    if scope.method == "GET":
+        protocol.response_empty(200, [])
+        return
+    protocol.response_bytes(200, JSON, answer(await protocol()))
+"""
+)
+
+MODELSHIP_ON_GRANIAN = '''
+"""(f) modelship's own REST app and data plane (what `modelship-runtime serve` runs, batching
+off, one intra-op thread) under granian's ASGI instead of uvicorn: what the runtime would gain
+from the front end alone."""
+import os
+from pathlib import Path
+
+from modelship_runtime.server.dataplane import DataPlane
+from modelship_runtime.server.lifecycle import load_model
+from modelship_runtime.server.metrics import RuntimeMetrics
+from modelship_runtime.server.rest import RestApp
+from modelship_runtime.server.settings import ServerSettings
+
+settings = ServerSettings(
+    model_path=Path(os.environ["BENCH_MODEL"]), model_name="m", threads=1, grpc_port=None,
+    feedback_max_entries=0,
+)
+dataplane = DataPlane(settings, RuntimeMetrics("m", settings.model_version), None)
+dataplane.attach(load_model(settings))
+app = RestApp(dataplane, settings.max_body_bytes)
 '''
 
 KSERVE_SERVER = '''
@@ -641,6 +697,13 @@ def peer_python(peer: str) -> tuple[Path | None, str]:
     return python_bin, ""
 
 
+def modelship_argv(model: Path, port: int, batching: bool) -> list[str]:
+    """(b) modelship serving `model` as "m" on HTTP only, one intra-op thread, no feedback
+    store; with dynamic batching up to MAX_BATCH rows and 1 ms of delay when asked."""
+    flags = ["--max-batch-size", str(MAX_BATCH), "--max-delay-ms", "1"] if batching else []
+    return serve_argv(model, "m", port, -1, "--feedback-max-entries", "0", *flags)
+
+
 def start_servers(model_key: str, model: Path, peers: list[str], work: Path) -> list[Server]:
     servers: list[Server] = []
     env_model = {"BENCH_MODEL": str(model)}
@@ -672,41 +735,54 @@ def start_servers(model_key: str, model: Path, peers: list[str], work: Path) -> 
             "/v2/health/ready",
         )
     )
+    # (f) HTTP front-end candidates (issue 16): the floor's app under granian (Rust HTTP/1.1,
+    # one worker process, one Rust runtime thread, uvloop), through ASGI and through granian's
+    # own RSGI, side by side with the uvicorn floor above.
+    (work / "rsgi_floor.py").write_text(RSGI_FLOOR)
+    (work / "modelship_on_granian.py").write_text(MODELSHIP_ON_GRANIAN)
+    for name, interface, module in (
+        ("f granian ASGI floor", "asgi", "asgi_floor"),
+        ("f granian RSGI floor", "rsgi", "rsgi_floor"),
+        ("f modelship on granian", "asgi", "modelship_on_granian"),
+    ):
+        port = free_port()
+        servers.append(
+            start_process(
+                Server(name, "f", port, "/v2/models/m/infer", "json"),
+                [
+                    sys.executable,
+                    "-m",
+                    "granian",
+                    "--interface",
+                    interface,
+                    "--working-dir",
+                    str(work),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    "1",
+                    "--runtime-threads",
+                    "1",
+                    "--loop",
+                    "uvloop",
+                    "--no-ws",
+                    "--log-level",
+                    "warning",
+                    f"{module}:app",
+                ],
+                env_model,
+                "/v2/health/ready",
+            )
+        )
     # (b) modelship, batching off and on
     for batching in (False, True):
         port = free_port()
-        flags = ["--max-batch-size", str(MAX_BATCH), "--max-delay-ms", "1"] if batching else []
         base = Server(
             f"b modelship{' +batch' if batching else ''}", "b", port, "/v2/models/m/infer", "json"
         )
-        start_process(
-            base,
-            [
-                sys.executable,
-                "-m",
-                "modelship_runtime.cli",
-                "serve",
-                "--model",
-                str(model),
-                "--name",
-                "m",
-                "--host",
-                "127.0.0.1",
-                "--http-port",
-                str(port),
-                "--grpc-port",
-                "-1",
-                "--threads",
-                "1",
-                "--log-level",
-                "warning",
-                "--feedback-max-entries",
-                "0",
-                *flags,
-            ],
-            {},
-            "/v2/health/ready",
-        )
+        start_process(base, modelship_argv(model, port, batching), {}, "/v2/health/ready")
         servers.append(base)
         binary = Server(base.name + " bin", "b", port, base.path, "binary", base.process, base.note)
         binary.log = base.log
@@ -1038,7 +1114,7 @@ def targets(points: list[Point]) -> list[str]:
             if b8:
                 out.append(
                     f"mlp: b{body or ' json'} at c=8 = {b8.rps / a1.rps:.2f}x (a) batch 1 "
-                    "(target >= 0.6)"
+                    f"(target >= {0.8 if body else 0.6})"
                 )
             bb = get("mlp-fp32", f"b modelship +batch{body}", 64)
             if bb:
@@ -1058,6 +1134,24 @@ def targets(points: list[Point]) -> list[str]:
                 f"({best_peer.contestant} c={best_peer.concurrency}, {best_peer.rps:,.0f} req/s, "
                 f"p99 {best_peer.p99_ms:.2f} ms) (target >= 2x, p99 no worse)"
             )
+    for model in ("tiny-fp32", "mlp-fp32"):
+        for conc in (1, 8, 64):
+            uvicorn = get(model, "a' ASGI floor", conc)
+            for name in ("f granian ASGI floor", "f granian RSGI floor"):
+                candidate = get(model, name, conc)
+                if uvicorn and candidate:
+                    out.append(
+                        f"{model}: {name} at c={conc} = {candidate.rps / uvicorn.rps:.2f}x the "
+                        f"uvicorn floor (p99 {candidate.p99_ms:.2f} vs {uvicorn.p99_ms:.2f} ms)"
+                    )
+            on_uvicorn = get(model, "b modelship", conc)
+            on_granian = get(model, "f modelship on granian", conc)
+            if on_uvicorn and on_granian:
+                out.append(
+                    f"{model}: modelship on granian at c={conc} = "
+                    f"{on_granian.rps / on_uvicorn.rps:.2f}x modelship on uvicorn "
+                    f"(p99 {on_granian.p99_ms:.2f} vs {on_uvicorn.p99_ms:.2f} ms)"
+                )
     floor = [p for p in points if p.model == "tiny-fp32" and p.group == "a'"]
     for conc in (1, 8, 64):
         f = next((p for p in floor if p.concurrency == conc), None)
@@ -1066,7 +1160,7 @@ def targets(points: list[Point]) -> list[str]:
             if f and b:
                 out.append(
                     f"tiny: b{body or ' json'} at c={conc} = {b.rps / f.rps:.2f}x (a') "
-                    "(target >= 0.8)"
+                    "(target >= 1.0)"
                 )
     return out
 
@@ -1134,7 +1228,7 @@ def main() -> int:
     section = render(all_points, all_notes, args, started)
     verdicts = targets(all_points)
     section += (
-        "\n### Against the targets of issue 4\n\n" + "\n".join(f"- {v}" for v in verdicts) + "\n"
+        "\n### Against the targets of issue 16\n\n" + "\n".join(f"- {v}" for v in verdicts) + "\n"
     )
     print(section)
     out = BENCH_DIR / f"results-{started.replace(' ', '_').replace(':', '')}.json"

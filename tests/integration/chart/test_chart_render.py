@@ -200,6 +200,18 @@ def test_the_documented_values_render(tmp_path: Path) -> None:
         assert result.returncode == 0, f"{kind}: {result.stderr}"
 
 
+def test_an_older_kubernetes_is_refused_before_anything_is_applied() -> None:
+    # The CRD's rules use fieldPath and reason (Kubernetes 1.28); an older apiserver would
+    # reject the CRD after Helm had started installing.
+    result = helm.helm("template", "modelship", str(helm.CHART), "--kube-version", "1.27.9")
+    assert result.returncode != 0
+    assert "chart requires kubeVersion: >=1.28.0-0" in result.stderr
+    assert (
+        helm.helm("template", "modelship", str(helm.CHART), "--kube-version", "1.28.0").returncode
+        == 0
+    )
+
+
 @pytest.mark.parametrize("mode", ["cluster-wide", "namespaced"])
 def test_helm_lint_is_clean(mode: str) -> None:
     settings = ["--set", "watchNamespaces={team-a}"] if mode == "namespaced" else []

@@ -86,13 +86,10 @@ class ServerProcess:
             raise AssertionError(f"{exc}\n--- server log ---\n{self.log()}") from None
 
 
-def start_server(
-    model: Path, name: str, log_dir: Path, *extra: str, wait: bool = True
-) -> ServerProcess:
-    """Start the server on fresh ports with one intra-op thread, and wait until it is ready."""
-    http_port, grpc_port = free_port(), free_port()
-    log_path = log_dir / f"server-{name}-{http_port}.log"
-    args = [
+def serve_argv(model: Path, name: str, http_port: int, grpc_port: int, *extra: str) -> list[str]:
+    """`modelship-runtime serve` on 127.0.0.1 with one intra-op thread (a gRPC port of -1
+    turns gRPC off); the tests and the benchmarks start it alike."""
+    return [
         sys.executable,
         "-m",
         "modelship_runtime.cli",
@@ -113,6 +110,15 @@ def start_server(
         "warning",
         *extra,
     ]
+
+
+def start_server(
+    model: Path, name: str, log_dir: Path, *extra: str, wait: bool = True
+) -> ServerProcess:
+    """Start the server on fresh ports with one intra-op thread, and wait until it is ready."""
+    http_port, grpc_port = free_port(), free_port()
+    log_path = log_dir / f"server-{name}-{http_port}.log"
+    args = serve_argv(model, name, http_port, grpc_port, *extra)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
