@@ -705,7 +705,20 @@ def modelship_argv(model: Path, port: int, batching: bool) -> list[str]:
 
 
 def start_servers(model_key: str, model: Path, peers: list[str], work: Path) -> list[Server]:
+    """Every server contestant, started; if starting one raises (a peer's venv cannot be made,
+    say), the ones already running are stopped before the error goes up."""
     servers: list[Server] = []
+    try:
+        return _start_servers(servers, model_key, model, peers, work)
+    except BaseException:
+        for server in servers:
+            stop(server)
+        raise
+
+
+def _start_servers(
+    servers: list[Server], model_key: str, model: Path, peers: list[str], work: Path
+) -> list[Server]:
     env_model = {"BENCH_MODEL": str(model)}
     # (a') the floor
     floor = work / "asgi_floor.py"
