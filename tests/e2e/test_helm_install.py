@@ -6,7 +6,6 @@ end; `helm uninstall` then leaves nothing of the release behind."""
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 from kubernetes import client
 
-from tests.support import helm
+from tests.support import helm, json_http
 from tests.support.cluster import Cluster
 from tests.support.prometheus import Prometheus
 from tests.support.store import MODEL_SECRET, STORE_SECRET, ObjectStore
@@ -54,15 +53,6 @@ def _release_objects(api_client: client.ApiClient, namespace: str, release: str)
         for item in rbac.list_cluster_role(label_selector=selector).items
     ]
     return found
-
-
-def _infer(url: str, x: list[list[float]]) -> dict[str, Any]:
-    body = json.dumps(
-        {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": x}]}
-    ).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return dict(json.loads(response.read()))
 
 
 def test_helm_install_serves_a_model_and_uninstall_removes_the_release(
@@ -126,8 +116,11 @@ def test_helm_install_serves_a_model_and_uninstall_removes_the_release(
         service = core.read_namespaced_service("linear", namespace)
         url = f"http://{service.spec.cluster_ip}:8080/v2/models/linear/infer"
         x = [[1.0, 2.0, 3.0]]
+        request = {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": x}]}
         answer = wait_until(
-            lambda: _infer(url, x), timeout=60, what="an inference through the Service"
+            lambda: json_http.post(url, request),
+            timeout=60,
+            what="an inference through the Service",
         )
         got = np.asarray(answer["outputs"][0]["data"], dtype=np.float32).reshape(1, 2)
         np.testing.assert_allclose(got, np.asarray(x, dtype=np.float32) @ weights, rtol=1e-5)

@@ -24,22 +24,18 @@ app.kubernetes.io/name: modelship-operator
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
-{{- define "modelship.labels" -}}
-{{ include "modelship.selectorLabels" . }}
-app.kubernetes.io/part-of: modelship
-app.kubernetes.io/component: operator
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
-{{- end -}}
-
-{{/* The RBAC labels of manifests/rbac.yaml have no component. */}}
+{{/* The labels of every object; the RBAC objects of manifests/rbac.yaml have no component. */}}
 {{- define "modelship.rbacLabels" -}}
 {{ include "modelship.selectorLabels" . }}
 app.kubernetes.io/part-of: modelship
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "modelship.labels" -}}
+{{ include "modelship.rbacLabels" . }}
+app.kubernetes.io/component: operator
 {{- end -}}
 
 {{/*
