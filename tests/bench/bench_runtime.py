@@ -33,9 +33,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import psutil
@@ -135,7 +136,10 @@ def run_inprocess(model: Path, batch: int, seconds: float) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------------------
-# The load generator: raw HTTP/1.1 keep-alive connections on asyncio (uvloop), one core.
+# The load generator: raw HTTP/1.1 keep-alive connections on asyncio (uvloop), or gRPC
+# (grpc.aio, request bytes serialized once), one core; one connection per concurrent client.
+
+GRPC_INFER = "/inference.GRPCInferenceService/ModelInfer"
 
 
 class _Connection(asyncio.Protocol):
@@ -174,12 +178,41 @@ class _Connection(asyncio.Protocol):
         del self.buffer[:total]
         self.waiter.set_result((status, body))
 
-    async def request(self, payload: bytes) -> tuple[int, bytes]:
+    async def request(self, payload: bytes) -> int:
         loop = asyncio.get_running_loop()
         self.waiter = loop.create_future()
         assert self.transport is not None
         self.transport.write(payload)
-        return await self.waiter
+        status, _ = await self.waiter
+        return status
+
+    async def close(self) -> None:
+        if self.transport:
+            self.transport.close()
+
+
+class _GrpcConnection:
+    """One channel; ModelInfer with the request already serialized, the answer left as bytes,
+    so the client's own Python per call is as small as grpc.aio allows."""
+
+    def __init__(self, port: int) -> None:
+        import grpc  # noqa: PLC0415
+
+        self._grpc = grpc
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        self.call = self.channel.unary_unary(GRPC_INFER)
+        self.closed = False
+
+    async def request(self, payload: bytes) -> int:
+        try:
+            await self.call(payload)
+        except self._grpc.aio.AioRpcError:
+            return 500
+        return 200
+
+    async def close(self) -> None:
+        self.closed = True
+        await self.channel.close()
 
 
 async def _connect(port: int) -> _Connection:
@@ -191,6 +224,25 @@ async def _connect(port: int) -> _Connection:
     return protocol
 
 
+async def _connect_grpc(port: int) -> _GrpcConnection:
+    conn = _GrpcConnection(port)
+    await conn.channel.channel_ready()
+    return conn
+
+
+class Client(Protocol):
+    """One load-generator connection: sends a request, answers its status (200 when fine)."""
+
+    closed: bool
+
+    async def request(self, payload: bytes) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+Connect = Callable[[int], Awaitable[Client]]
+
+
 def http_request(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
     lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
@@ -198,21 +250,21 @@ def http_request(port: int, path: str, body: bytes, headers: dict[str, str]) -> 
 
 
 async def closed_loop(
-    port: int, payload: bytes, concurrency: int, warmup: float, seconds: float
+    connect: Connect, port: int, payload: bytes, *, concurrency: int, warmup: float, seconds: float
 ) -> dict[str, Any]:
-    connections = [await _connect(port) for _ in range(concurrency)]
+    connections = [await connect(port) for _ in range(concurrency)]
     latencies: list[float] = []
     errors = 0
     measuring = False
     stop_at = time.perf_counter() + warmup + seconds
 
-    async def worker(conn: _Connection) -> None:
+    async def worker(conn: Client) -> None:
         nonlocal errors
         while True:
             t0 = time.perf_counter()
             if t0 >= stop_at:
                 return
-            status, _ = await conn.request(payload)
+            status = await conn.request(payload)
             t1 = time.perf_counter()
             if measuring:
                 latencies.append(t1 - t0)
@@ -230,8 +282,7 @@ async def closed_loop(
     started = flip_task.result()
     elapsed = time.perf_counter() - started
     for c in connections:
-        if c.transport:
-            c.transport.close()
+        await c.close()
     lat = np.array(latencies) if latencies else np.array([float("nan")])
     return {
         "count": len(latencies),
@@ -242,9 +293,11 @@ async def closed_loop(
     }
 
 
-async def open_loop(port: int, payload: bytes, rate: float, seconds: float) -> dict[str, Any]:
+async def open_loop(
+    connect: Connect, port: int, payload: bytes, rate: float, seconds: float
+) -> dict[str, Any]:
     """Poisson arrivals at `rate`; latency runs from the scheduled time (no omission)."""
-    pool: list[_Connection] = []
+    pool: list[Client] = []
     latencies: list[float] = []
     errors = 0
     tasks: list[asyncio.Task[None]] = []
@@ -252,8 +305,8 @@ async def open_loop(port: int, payload: bytes, rate: float, seconds: float) -> d
 
     async def one(scheduled: float) -> None:
         nonlocal errors
-        conn = pool.pop() if pool else await _connect(port)
-        status, _ = await conn.request(payload)
+        conn = pool.pop() if pool else await connect(port)
+        status = await conn.request(payload)
         latencies.append(time.perf_counter() - scheduled)
         if status != 200:
             errors += 1
@@ -270,8 +323,7 @@ async def open_loop(port: int, payload: bytes, rate: float, seconds: float) -> d
         next_at += rnd.expovariate(rate)
     await asyncio.gather(*tasks)
     for c in pool:
-        if c.transport:
-            c.transport.close()
+        await c.close()
     lat = np.array(latencies)
     return {
         "count": len(latencies),
@@ -283,13 +335,22 @@ async def open_loop(port: int, payload: bytes, rate: float, seconds: float) -> d
 
 
 def loadgen_main(spec: dict[str, Any]) -> dict[str, Any]:
-
     payload = Path(spec["payload"]).read_bytes()
+    grpc = spec.get("transport") == "grpc"
+    connect: Connect = _connect_grpc if grpc else _connect
     if spec["mode"] == "closed":
-        return uvloop.run(
-            closed_loop(spec["port"], payload, spec["concurrency"], spec["warmup"], spec["seconds"])
+        work = closed_loop(
+            connect,
+            spec["port"],
+            payload,
+            concurrency=spec["concurrency"],
+            warmup=spec["warmup"],
+            seconds=spec["seconds"],
         )
-    return uvloop.run(open_loop(spec["port"], payload, spec["rate"], spec["seconds"]))
+    else:
+        work = open_loop(connect, spec["port"], payload, spec["rate"], spec["seconds"])
+    # grpc.aio keeps to asyncio's own loop; HTTP runs on uvloop as before.
+    return asyncio.run(work) if grpc else uvloop.run(work)
 
 
 def run_pinned(args: list[str], timeout: float) -> dict[str, Any]:
@@ -316,7 +377,7 @@ class Server:
     group: str  # a' | f | b | c
     port: int
     path: str
-    body: str  # "json" | "binary"
+    body: str  # "json" | "binary" (HTTP on `port`) | "grpc" (`port` is the gRPC port)
     process: subprocess.Popen[bytes] | None = None
     note: str = ""
     log: Path | None = None
@@ -347,6 +408,8 @@ def free_port() -> int:
 
 def payload_for(model_key: str, body: str, path: str) -> bytes:
     x = sample_input(model_key)
+    if body == "grpc":
+        return grpc_request(x).SerializeToString()
     if body == "json":
         doc = {
             "inputs": [
@@ -385,6 +448,18 @@ def payload_for(model_key: str, body: str, path: str) -> bytes:
             "Content-Type": "application/octet-stream",
         },
     )
+
+
+def grpc_request(x: np.ndarray[Any, Any]) -> Any:
+    """ModelInfer for model "m" with the tensor as raw bytes (what tritonclient.grpc sends)."""
+    from tritonclient.grpc import service_pb2  # noqa: PLC0415
+
+    request = service_pb2.ModelInferRequest(model_name="m")
+    tensor = request.inputs.add()
+    tensor.name, tensor.datatype = "x", "FP32"
+    tensor.shape.extend(x.shape)
+    request.raw_input_contents.append(x.tobytes())
+    return request
 
 
 READY_POLL_SECONDS = 0.2
@@ -518,6 +593,50 @@ async def app(scope, protocol):
 """
 )
 
+PROTOCOL_FLOOR = (
+    '''
+"""(f) The floor without a server framework: an asyncio Protocol parsing HTTP/1.1 with
+httptools (the C parser uvicorn uses) and answering from its parser callback, no ASGI and no
+task per request. Keep-alive only, no limits or timeouts: a ceiling for a Python front end,
+not a server to run."""
+import asyncio
+import sys
+
+import httptools
+import uvloop
+'''
+    + FLOOR_SESSION
+    + """
+HEAD = b"HTTP/1.1 200 OK\\r\\ncontent-type: application/json\\r\\ncontent-length: %d\\r\\n\\r\\n"
+
+
+class Floor(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+        self.parser = httptools.HttpRequestParser(self)
+        self.chunks = []
+
+    def data_received(self, data):
+        self.parser.feed_data(data)
+
+    def on_body(self, chunk):
+        self.chunks.append(chunk)
+
+    def on_message_complete(self):
+        body, self.chunks = b"".join(self.chunks), []
+        payload = b"" if self.parser.get_method() == b"GET" else answer(body)
+        self.transport.write(HEAD % len(payload) + payload)
+
+
+async def main():
+    server = await asyncio.get_running_loop().create_server(Floor, "127.0.0.1", int(sys.argv[1]))
+    await server.serve_forever()
+
+
+uvloop.run(main())
+"""
+)
+
 MODELSHIP_ON_GRANIAN = '''
 """(f) modelship's own REST app and data plane (what `modelship-runtime serve` runs, batching
 off, one intra-op thread) under granian's ASGI instead of uvicorn: what the runtime would gain
@@ -526,9 +645,10 @@ import os
 from pathlib import Path
 
 from modelship_runtime.server.dataplane import DataPlane
+from modelship_runtime.server.heap import settle_after_load
 from modelship_runtime.server.lifecycle import load_model
 from modelship_runtime.server.metrics import RuntimeMetrics
-from modelship_runtime.server.rest import RestApp
+from modelship_runtime.server.rest import RestApp, RestCore
 from modelship_runtime.server.settings import ServerSettings
 
 settings = ServerSettings(
@@ -537,7 +657,8 @@ settings = ServerSettings(
 )
 dataplane = DataPlane(settings, RuntimeMetrics("m", settings.model_version), None)
 dataplane.attach(load_model(settings))
-app = RestApp(dataplane, settings.max_body_bytes)
+settle_after_load()
+app = RestApp(RestCore(dataplane, settings.max_body_bytes))
 '''
 
 KSERVE_SERVER = '''
@@ -579,7 +700,7 @@ if __name__ == "__main__":
     model = OrtModel("m", os.environ["BENCH_MODEL"])
     ModelServer(http_port=int(os.environ["BENCH_PORT"]),
                 grpc_port=int(os.environ["BENCH_GRPC_PORT"]),
-                enable_grpc=False, workers=1).start([model])
+                enable_grpc=True, workers=1).start([model])
 '''
 
 MLSERVER_RUNTIME = '''
@@ -697,11 +818,25 @@ def peer_python(peer: str) -> tuple[Path | None, str]:
     return python_bin, ""
 
 
-def modelship_argv(model: Path, port: int, batching: bool) -> list[str]:
-    """(b) modelship serving `model` as "m" on HTTP only, one intra-op thread, no feedback
+def modelship_argv(model: Path, port: int, grpc_port: int, *, batching: bool) -> list[str]:
+    """(b) modelship serving `model` as "m" on HTTP and gRPC, one intra-op thread, no feedback
     store; with dynamic batching up to MAX_BATCH rows and 1 ms of delay when asked."""
     flags = ["--max-batch-size", str(MAX_BATCH), "--max-delay-ms", "1"] if batching else []
-    return serve_argv(model, "m", port, -1, "--feedback-max-entries", "0", *flags)
+    return serve_argv(model, "m", port, grpc_port, "--feedback-max-entries", "0", *flags)
+
+
+def sharing(server: Server, suffix: str, body: str, port: int) -> Server:
+    """Another contestant served by the same process: its binary form or its gRPC port."""
+    return Server(
+        server.name + suffix,
+        server.group,
+        port,
+        server.path,
+        body,
+        server.process,
+        server.note,
+        server.log,
+    )
 
 
 def start_servers(model_key: str, model: Path, peers: list[str], work: Path) -> list[Server]:
@@ -789,17 +924,36 @@ def _start_servers(
                 "/v2/health/ready",
             )
         )
-    # (b) modelship, batching off and on
+    (work / "protocol_floor.py").write_text(PROTOCOL_FLOOR)
+    port = free_port()
+    servers.append(
+        start_process(
+            Server("f httptools protocol floor", "f", port, "/v2/models/m/infer", "json"),
+            [sys.executable, str(work / "protocol_floor.py"), str(port)],
+            env_model,
+            "/v2/health/ready",
+        )
+    )
+    # modelship's routes and data plane under uvicorn (ASGI), its front end before issue 16
+    port = free_port()
+    servers.append(
+        start_process(
+            Server("f modelship on uvicorn", "f", port, "/v2/models/m/infer", "json"),
+            [*modelship_argv(model, port, -1, batching=False), "--http-server", "uvicorn"],
+            {},
+            "/v2/health/ready",
+        )
+    )
+    # (b) modelship, batching off and on; JSON, binary and gRPC to the same process
     for batching in (False, True):
-        port = free_port()
+        port, grpc_port = free_port(), free_port()
         base = Server(
             f"b modelship{' +batch' if batching else ''}", "b", port, "/v2/models/m/infer", "json"
         )
-        start_process(base, modelship_argv(model, port, batching), {}, "/v2/health/ready")
-        servers.append(base)
-        binary = Server(base.name + " bin", "b", port, base.path, "binary", base.process, base.note)
-        binary.log = base.log
-        servers.append(binary)
+        argv = modelship_argv(model, port, grpc_port, batching=batching)
+        start_process(base, argv, {}, "/v2/health/ready")
+        servers += [base, sharing(base, " bin", "binary", port)]
+        servers.append(sharing(base, " grpc", "grpc", grpc_port))
     # (c) peers
     for peer in peers:
         python_bin, note = peer_python(peer)
@@ -850,16 +1004,30 @@ def _start_servers(
             start_process(
                 server, [str(python_bin), str(script)], {**env_model, **ports}, "/v2/models/m/ready"
             )
-        servers.append(server)
+        servers += [server, sharing(server, " grpc", "grpc", int(ports["BENCH_GRPC_PORT"]))]
     return servers
 
 
 def check_outputs(server: Server, model_key: str, model: Path) -> str:
-    """One request outside the timed runs: outputs must equal raw ORT's within 1e-5."""
+    """One request outside the timed runs: outputs must equal raw ORT's within 1e-5. A
+    contestant that cannot answer it gets "failed: ..." and is not measured."""
     import onnxruntime as ort  # noqa: PLC0415
 
     x = sample_input(model_key)
-    expected = ort.InferenceSession(str(model)).run(["scores"], {"x": x})[0]
+    expected = ort.InferenceSession(str(model)).run(["scores"], {"x": x})[0].reshape(-1)
+    try:
+        got = _grpc_scores(server, x) if server.body == "grpc" else _http_scores(server, model_key)
+    except Exception as exc:  # reported in the table's notes, never hidden
+        return f"failed: {type(exc).__name__}: {str(exc)[:300]}"
+    if got is None:
+        return "no scores output"
+    if np.allclose(got.reshape(-1), expected, atol=1e-5, rtol=1e-5):
+        return "ok"
+    worst = np.max(np.abs(got.reshape(-1) - expected))
+    return f"MISMATCH max abs diff {worst:.2e}"
+
+
+def _http_scores(server: Server, model_key: str) -> np.ndarray[Any, Any] | None:
     raw = payload_for(model_key, server.body, server.path)
     head, body = raw.split(b"\r\n\r\n", 1)
     headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
@@ -876,16 +1044,32 @@ def check_outputs(server: Server, model_key: str, model: Path) -> str:
         size = (output.get("parameters") or {}).get("binary_data_size")
         if output["name"] == "scores":
             if size is not None:
-                got = np.frombuffer(payload[offset : offset + size], np.float32)
-            else:
-                got = np.asarray(output["data"], np.float32)
-            if np.allclose(got.reshape(-1), expected.reshape(-1), atol=1e-5, rtol=1e-5):
-                return "ok"
-            worst = np.max(np.abs(got.reshape(-1) - expected.reshape(-1)))
-            return f"MISMATCH max abs diff {worst:.2e}"
+                return np.frombuffer(payload[offset : offset + size], np.float32)
+            return np.asarray(output["data"], np.float32)
         if size is not None:
             offset += size
-    return "no scores output"
+    return None
+
+
+def _grpc_scores(server: Server, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any] | None:
+    import grpc  # noqa: PLC0415
+    from tritonclient.grpc import service_pb2  # noqa: PLC0415
+
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        grpc.channel_ready_future(channel).result(timeout=30)
+        infer = channel.unary_unary(
+            GRPC_INFER,
+            request_serializer=service_pb2.ModelInferRequest.SerializeToString,
+            response_deserializer=service_pb2.ModelInferResponse.FromString,
+        )
+        response = infer(grpc_request(x), timeout=30)
+    for index, output in enumerate(response.outputs):
+        if output.name != "scores":
+            continue
+        if response.raw_output_contents:
+            return np.frombuffer(response.raw_output_contents[index], np.float32)
+        return np.asarray(output.contents.fp32_contents, np.float32)
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -931,6 +1115,7 @@ def measure_server(
             json.dumps(
                 {
                     "mode": "closed",
+                    "transport": "grpc" if server.body == "grpc" else "http",
                     "port": server.port,
                     "payload": str(payload_file),
                     "concurrency": conc,
@@ -986,6 +1171,7 @@ def bench_model(
                 notes[s.name] = s.note
         for s in live:
             notes[s.name] = "outputs " + check_outputs(s, model_key, model)
+        live = [s for s in live if not notes[s.name].startswith("outputs failed")]
         payloads: dict[str, Path] = {}
         for s in live:
             f = work / f"payload-{model_key}-{s.body}-{s.port}.bin"
@@ -1021,6 +1207,7 @@ def bench_model(
                             json.dumps(
                                 {
                                     "mode": "open",
+                                    "transport": "grpc" if s.body == "grpc" else "http",
                                     "port": s.port,
                                     "payload": str(payloads[s.name]),
                                     "rate": best * fraction,
@@ -1077,7 +1264,8 @@ def render(
         f"{args.rounds} rounds of "
         f"{args.seconds:g} s per point (BENCHMARKS.md asks 5 s + 3 x 15 s), median of rounds; "
         "server pinned to core 0 (one intra-op thread), load generator (asyncio + raw HTTP/1.1 "
-        "keep-alive, one connection per concurrent client) pinned to core 1.",
+        "keep-alive, or grpc.aio with the ModelInfer request serialized once; one connection per "
+        "concurrent client) pinned to core 1.",
         "- Ratios are to (a) raw ORT at batch 1 of the same model (throughput: x of (a) req/s; "
         "latency: x of (a) per-call latency). CPU ms/req counts every process of the server.",
         "",
@@ -1122,18 +1310,18 @@ def targets(points: list[Point]) -> list[str]:
     out = []
     a1 = get("mlp-fp32", "a ORT batch 1", 1)
     if a1:
-        for body in ("", " bin"):
+        for body in ("", " bin", " grpc"):
             b8 = get("mlp-fp32", f"b modelship{body}", 8)
             if b8:
+                target = {"": " (target >= 0.6)", " bin": " (target >= 0.8)"}.get(body, "")
                 out.append(
-                    f"mlp: b{body or ' json'} at c=8 = {b8.rps / a1.rps:.2f}x (a) batch 1 "
-                    f"(target >= {0.8 if body else 0.6})"
+                    f"mlp: b{body or ' json'} at c=8 = {b8.rps / a1.rps:.2f}x (a) batch 1{target}"
                 )
             bb = get("mlp-fp32", f"b modelship +batch{body}", 64)
             if bb:
                 out.append(
                     f"mlp: b +batch{body or ' json'} at c=64 = {bb.rps / a1.rps:.2f}x (a) "
-                    "batch 1 (target >= 1.5)"
+                    f"batch 1{' (target >= 1.5)' if body != ' grpc' else ''}"
                 )
         peers = [p for p in points if p.model == "mlp-fp32" and p.group == "c" and p.concurrency]
         ours = [p for p in points if p.model == "mlp-fp32" and p.group == "b" and p.concurrency]
@@ -1150,21 +1338,26 @@ def targets(points: list[Point]) -> list[str]:
     for model in ("tiny-fp32", "mlp-fp32"):
         for conc in (1, 8, 64):
             uvicorn = get(model, "a' ASGI floor", conc)
-            for name in ("f granian ASGI floor", "f granian RSGI floor"):
+            for name in (
+                "f granian ASGI floor",
+                "f granian RSGI floor",
+                "f httptools protocol floor",
+            ):
                 candidate = get(model, name, conc)
                 if uvicorn and candidate:
                     out.append(
                         f"{model}: {name} at c={conc} = {candidate.rps / uvicorn.rps:.2f}x the "
                         f"uvicorn floor (p99 {candidate.p99_ms:.2f} vs {uvicorn.p99_ms:.2f} ms)"
                     )
-            on_uvicorn = get(model, "b modelship", conc)
-            on_granian = get(model, "f modelship on granian", conc)
-            if on_uvicorn and on_granian:
-                out.append(
-                    f"{model}: modelship on granian at c={conc} = "
-                    f"{on_granian.rps / on_uvicorn.rps:.2f}x modelship on uvicorn "
-                    f"(p99 {on_granian.p99_ms:.2f} vs {on_uvicorn.p99_ms:.2f} ms)"
-                )
+            on_uvicorn = get(model, "f modelship on uvicorn", conc)
+            for name in ("f modelship on granian", "b modelship"):
+                other = get(model, name, conc)
+                if on_uvicorn and other:
+                    out.append(
+                        f"{model}: {name} at c={conc} = {other.rps / on_uvicorn.rps:.2f}x "
+                        f"modelship on uvicorn (p99 {other.p99_ms:.2f} vs "
+                        f"{on_uvicorn.p99_ms:.2f} ms)"
+                    )
     floor = [p for p in points if p.model == "tiny-fp32" and p.group == "a'"]
     for conc in (1, 8, 64):
         f = next((p for p in floor if p.concurrency == conc), None)

@@ -51,8 +51,13 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("prediction tokens, feedback", ("modelship_runtime/server/tokens.py", "feedback.py")),
     ("metrics (prometheus_client)", ("prometheus_client/", "modelship_runtime/server/metrics.py")),
     ("data plane (admission, deadlines)", ("modelship_runtime/server/dataplane.py",)),
-    ("ASGI app (routing, headers)", ("modelship_runtime/server/rest.py",)),
-    ("HTTP server (uvicorn, httptools)", ("uvicorn/", "httptools")),
+    ("REST routes (rest.py: routing, headers, the client-left watch)", ("server/rest.py",)),
+    (
+        "HTTP server (http1.py or uvicorn; httptools)",
+        ("modelship_runtime/server/http1.py", "uvicorn/", "httptools"),
+    ),
+    ("gRPC front end (protobuf to tensors)", ("modelship_runtime/server/grpc_frontend.py",)),
+    ("gRPC server (grpc.aio, protobuf)", ("grpc/", "google/protobuf/")),
     ("event loop (asyncio, uvloop)", ("asyncio/", "uvloop")),
 ]
 
@@ -92,7 +97,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--model", default="mlp-fp32", choices=["tiny-fp32", "mlp-fp32"])
-    p.add_argument("--body", default="json", choices=["json", "binary"])
+    p.add_argument("--body", default="json", choices=["json", "binary", "grpc"])
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--batching", action="store_true")
@@ -102,9 +107,9 @@ def main() -> int:
     work = bench.BENCH_DIR / "profile"
     work.mkdir(parents=True, exist_ok=True)
     model = bench.build_models(quantize=False)[args.model]
-    port = bench.free_port()
+    port, grpc_port = bench.free_port(), bench.free_port()
     server = bench.Server("profiled modelship", "b", port, "/v2/models/m/infer", args.body)
-    argv = bench.modelship_argv(model, port, args.batching)
+    argv = bench.modelship_argv(model, port, grpc_port, batching=args.batching)
     bench.start_process(server, argv, {}, "/v2/health/ready")
     if server.process is None or server.note:
         print(server.note, file=sys.stderr)
@@ -123,7 +128,8 @@ def main() -> int:
         )  # fmt: skip
         load = bench.run_pinned(
             ["--loadgen", json.dumps({
-                "mode": "closed", "port": port, "payload": str(payload),
+                "mode": "closed", "port": grpc_port if args.body == "grpc" else port,
+                "transport": "grpc" if args.body == "grpc" else "http", "payload": str(payload),
                 "concurrency": args.concurrency, "warmup": 1.0, "seconds": args.seconds,
             })],
             timeout=args.seconds + 120,

@@ -25,6 +25,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--http-port", type=int, default=8080)
     p.add_argument("--grpc-port", type=int, default=8081, help="-1 turns gRPC off")
+    p.add_argument(
+        "--http-server",
+        choices=["modelship", "uvicorn"],
+        default="modelship",
+        help="HTTP/1.1 front end: the runtime's own (httptools, no ASGI) or uvicorn",
+    )
+    p.add_argument(
+        "--keep-alive-s",
+        type=float,
+        default=5.0,
+        help="idle keep-alive connections close after this long (0: never)",
+    )
     p.add_argument("--max-batch-size", type=int, default=0, help="0 or 1: no batching")
     p.add_argument("--max-delay-ms", type=float, default=0.0, help="0: no batching")
     p.add_argument(
@@ -95,6 +107,8 @@ def settings_from_args(argv: list[str]) -> ServerSettings:
         host=a.host,
         http_port=a.http_port,
         grpc_port=None if a.grpc_port < 0 else a.grpc_port,
+        http_server=a.http_server,
+        keep_alive_s=a.keep_alive_s,
         max_batch_size=a.max_batch_size,
         max_delay_ms=a.max_delay_ms,
         threads=a.threads,

@@ -16,9 +16,11 @@ from modelship_runtime.server.artifact import resolve_model_file, served_variant
 from modelship_runtime.server.cpu import available_cpus
 from modelship_runtime.server.dataplane import DataPlane
 from modelship_runtime.server.grpc_frontend import build_grpc_server
+from modelship_runtime.server.heap import settle_after_load
+from modelship_runtime.server.http1 import HttpFrontEnd
 from modelship_runtime.server.metrics import RuntimeMetrics
 from modelship_runtime.server.model import OnnxModel
-from modelship_runtime.server.rest import RestApp
+from modelship_runtime.server.rest import RestApp, RestCore
 from modelship_runtime.server.settings import ServerSettings
 from modelship_runtime.server.tokens import read_key
 
@@ -31,6 +33,26 @@ class _Uvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def _uvicorn(app: RestApp, settings: ServerSettings) -> _Uvicorn:
+    # uvicorn counts whole seconds, and 0 would close at once: 0 (never) is a day there.
+    keep_alive = max(1, round(settings.keep_alive_s)) if settings.keep_alive_s else 86400
+    return _Uvicorn(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.http_port,
+            loop="none",
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
+            timeout_keep_alive=keep_alive,
+            server_header=False,
+        )
+    )
 
 
 def load_model(settings: ServerSettings) -> OnnxModel:
@@ -67,25 +89,26 @@ async def serve(settings: ServerSettings) -> int:
     key = None if settings.feedback_key_file is None else read_key(settings.feedback_key_file)
     dataplane = DataPlane(settings, metrics, key)
 
-    config = uvicorn.Config(
-        RestApp(dataplane, settings.max_body_bytes),
-        host=settings.host,
-        port=settings.http_port,
-        loop="none",
-        http="httptools",
-        lifespan="off",
-        access_log=False,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
-        server_header=False,
-    )
-    http_server = _Uvicorn(config)
+    core = RestCore(dataplane, settings.max_body_bytes)
+    front: HttpFrontEnd | None = None
+    uvicorn_server: _Uvicorn | None = None
+    http_task: asyncio.Future[Any]
+    if settings.http_server == "modelship":
+        front = HttpFrontEnd(core, keep_alive_s=settings.keep_alive_s)
+        try:
+            await front.start(settings.host, settings.http_port)
+        except OSError as exc:
+            log.error("cannot listen on %s:%d: %s", settings.host, settings.http_port, exc)
+            return 1
+        http_task = loop.create_future()  # our own front end ends only at shutdown
+    else:
+        uvicorn_server = _uvicorn(RestApp(core), settings)
+        http_task = asyncio.ensure_future(uvicorn_server.serve())
     grpc_server = None
     if settings.grpc_port is not None:
         grpc_server = build_grpc_server(dataplane, settings.max_body_bytes)
         grpc_server.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
         await grpc_server.start()
-    http_task = asyncio.ensure_future(http_server.serve())
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -93,6 +116,7 @@ async def serve(settings: ServerSettings) -> int:
 
     async def load() -> None:
         dataplane.attach(await loop.run_in_executor(None, load_model, settings))
+        settle_after_load()
 
     load_task = asyncio.ensure_future(load())
     stop_task = asyncio.ensure_future(stop.wait())
@@ -119,9 +143,12 @@ async def serve(settings: ServerSettings) -> int:
         await asyncio.sleep(settings.drain_delay_s)
     if grpc_server is not None:
         await grpc_server.stop(settings.drain_timeout_s)
-    http_server.should_exit = True
-    with contextlib.suppress(Exception):
-        await http_task
+    if front is not None:
+        await front.shutdown(settings.drain_timeout_s)
+    if uvicorn_server is not None:
+        uvicorn_server.should_exit = True
+        with contextlib.suppress(Exception):
+            await http_task
     await dataplane.wait_idle(settings.drain_timeout_s)
     await dataplane.close()
     log.info("stopped")

@@ -1,11 +1,17 @@
-"""The REST front end: a bare ASGI application routing V2 paths to the data plane."""
+"""The REST routes: V2 (and TF Serving) paths to the data plane, for any HTTP front end.
+
+`RestCore` maps one exchange (method, path, headers, body) to a `Reply`; the front ends only
+carry bytes: `http1.HttpFrontEnd` (the runtime's own HTTP/1.1 server) and `RestApp` (ASGI, for
+uvicorn or any other ASGI server)."""
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -40,117 +46,83 @@ class _MethodNotAllowed(InferenceError):
     status = 405
 
 
-async def _respond(
-    send: Send,
-    status: int,
-    body: bytes,
-    content_type: bytes = JSON,
-    extra: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    if extra:
-        headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+@dataclass(slots=True)
+class Reply:
+    """What a front end writes back: status, body, content type, and any further headers."""
+
+    status: int
+    body: bytes
+    content_type: bytes = JSON
+    extra: list[tuple[bytes, bytes]] | None = None
 
 
-async def _error(send: Send, exc: InferenceError) -> None:
+def _error(exc: InferenceError) -> Reply:
     extra = None
     if isinstance(exc, Overloaded):
         extra = [(b"retry-after", str(exc.retry_after_s).encode())]
-    await _respond(send, exc.status, orjson.dumps({"error": exc.message}), extra=extra)
+    return Reply(exc.status, orjson.dumps({"error": exc.message}), extra=extra)
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
+class Exchange(abc.ABC):
+    """One request as a front end hands it over: the routes read it through these."""
+
+    method: str
+    path: str
+
+    @abc.abstractmethod
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of a header (`name` in lower case), or None."""
+
+    @abc.abstractmethod
+    async def body(self, limit: int) -> bytes:
+        """The whole body; PayloadTooLarge past `limit` bytes, BadRequest if the client left
+        before sending it all."""
+
+    @abc.abstractmethod
+    def on_leave(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` if the client disconnects before the reply; returns the function
+        that stops watching."""
 
 
-class RestApp:
-    """ASGI callable; no framework, because every microsecond here is per request."""
+class RestCore:
+    """The routes; no framework, because every microsecond here is per request."""
 
     def __init__(self, dataplane: DataPlane, max_body_bytes: int) -> None:
         self.dataplane = dataplane
         self.max_body_bytes = max_body_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
+    async def handle(self, exchange: Exchange) -> Reply | None:
+        """The reply to one exchange, errors included; None when the client left first."""
         try:
-            await self._route(scope, receive, send)
+            return await self._route(exchange)
         except InferenceError as exc:
-            await _error(send, exc)
+            return _error(exc)
         except Exception as exc:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            await _error(send, InferenceError(f"internal error: {type(exc).__name__}: {exc}"))
+            log.exception("unhandled error on %s %s", exchange.method, exchange.path)
+            return _error(InferenceError(f"internal error: {type(exc).__name__}: {exc}"))
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    async def _body(self, exchange: Exchange) -> bytes:
+        return await exchange.body(self.max_body_bytes)
 
-    async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        declared = _header(scope, b"content-length")
-        if declared is not None:
-            try:
-                length = int(declared)
-            except ValueError:
-                raise BadRequest("Content-Length is not an integer") from None
-            if length > self.max_body_bytes:
-                raise PayloadTooLarge(
-                    f"request body of {length} bytes exceeds the limit of {self.max_body_bytes}"
-                )
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise BadRequest("client disconnected before sending the whole body")
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > self.max_body_bytes:
-                    raise PayloadTooLarge(
-                        f"request body exceeds the limit of {self.max_body_bytes} bytes"
-                    )
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
-        method: str = scope["method"]
+    async def _route(self, exchange: Exchange) -> Reply | None:
+        path, method = exchange.path, exchange.method
         parts = [p for p in path.split("/") if p]
         dp = self.dataplane
         if parts[:1] == ["metrics"] and len(parts) == 1:
             _expect(method, "GET")
-            await _respond(send, 200, dp.metrics.render(), dp.metrics.content_type.encode())
-            return
+            return Reply(200, dp.metrics.render(), dp.metrics.content_type.encode())
         if parts[:1] == ["v1"]:
-            await self._tf_serving(scope, receive, send, method, parts[1:])
-            return
+            return await self._tf_serving(exchange, method, parts[1:])
         if not parts or parts[0] != "v2":
             raise ModelNotFound(f"no route for {method} {path}")
         rest = parts[1:]
         if not rest:
             _expect(method, "GET")
-            await _respond(send, 200, orjson.dumps(dp.server_metadata()))
-            return
+            return Reply(200, orjson.dumps(dp.server_metadata()))
         if rest[0] == "health" and len(rest) == 2 and rest[1] in ("live", "ready"):
             _expect(method, "GET")
             ok = dp.live if rest[1] == "live" else dp.ready
-            await _respond(send, 200 if ok else 503, b"")
-            return
+            return Reply(200 if ok else 503, b"")
         if rest[0] != "models" or len(rest) < 2:
             raise ModelNotFound(f"no route for {method} {path}")
         name = rest[1]
@@ -161,79 +133,66 @@ class RestApp:
             tail = tail[2:]
         if not tail:
             _expect(method, "GET")
-            await _respond(send, 200, orjson.dumps(dp.model_metadata(name, version)))
-        elif tail == ["ready"]:
+            return Reply(200, orjson.dumps(dp.model_metadata(name, version)))
+        if tail == ["ready"]:
             _expect(method, "GET")
-            await _respond(send, 200 if dp.model_ready(name, version) else 503, b"")
-        elif tail == ["infer"]:
+            return Reply(200 if dp.model_ready(name, version) else 503, b"")
+        if tail == ["infer"]:
             _expect(method, "POST")
-            await self._infer(scope, receive, send, name, version)
-        elif tail == ["feedback"]:
+            return await self._infer(exchange, name, version)
+        if tail == ["feedback"]:
             _expect(method, "POST")
-            body = await self._body(scope, receive)
+            body = await self._body(exchange)
             try:
                 doc = orjson.loads(body)
             except orjson.JSONDecodeError as exc:
                 raise BadRequest(f"feedback body is not valid JSON: {exc}") from None
             result = dp.feedback(name, version, doc)
-            await _respond(send, 200, orjson.dumps(result.as_dict()))
-        else:
-            raise ModelNotFound(f"no route for {method} {path}")
+            return Reply(200, orjson.dumps(result.as_dict()))
+        raise ModelNotFound(f"no route for {method} {path}")
 
     async def _infer(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        name: str,
-        version: str | None,
-        *,
-        tf_serving: bool = False,
-    ) -> None:
+        self, exchange: Exchange, name: str, version: str | None, *, tf_serving: bool = False
+    ) -> Reply | None:
         """One inference, in the Open Inference Protocol or (tf_serving) TF Serving's
         `:predict`; both go through the same data plane."""
         dp = self.dataplane
         started = time.perf_counter()
         try:
             try:
-                body = await self._body(scope, receive)
+                body = await self._body(exchange)
                 if tf_serving:
                     predict = tfserving.decode_predict(
                         body, dp.model_metadata(name, version)["inputs"]
                     )
                     request = predict.request
                 else:
-                    request = decode_request(body, _header_length(scope))
-                requested = _requested_deadline(scope)
+                    request = decode_request(body, _header_length(exchange))
+                requested = _requested_deadline(exchange)
             except InferenceError as exc:
                 dp.count_failure(exc)
                 raise
             deadline = dp.deadline(started, requested)
             if dp.may_wait:
                 response = await _unless_client_leaves(
-                    dp.infer(name, version, request, deadline), receive
+                    dp.infer(name, version, request, deadline), exchange
                 )
                 if response is None:
                     dp.metrics.abandoned.inc()
-                    return
+                    return None
             else:
                 # Inline: nothing to wait for, so nothing to watch.
                 response = await dp.infer(name, version, request, deadline)
             if tf_serving:
-                await _respond(send, 200, tfserving.encode_predict(response, predict.form))
-                return
+                return Reply(200, tfserving.encode_predict(response, predict.form))
             payload, json_length = encode_response(response, request)
             if json_length is None:
-                await _respond(send, 200, payload)
-            else:
-                length = [(HEADER_LENGTH, str(json_length).encode())]
-                await _respond(send, 200, payload, OCTET, length)
+                return Reply(200, payload)
+            return Reply(200, payload, OCTET, [(HEADER_LENGTH, str(json_length).encode())])
         finally:
             dp.observe_request(started)
 
-    async def _tf_serving(
-        self, scope: Scope, receive: Receive, send: Send, method: str, parts: list[str]
-    ) -> None:
+    async def _tf_serving(self, exchange: Exchange, method: str, parts: list[str]) -> Reply | None:
         """/v1/models/{name}[/versions/{version}][/metadata | :predict] (TF Serving's REST)."""
         if len(parts) < 2 or parts[0] != "models":
             raise ModelNotFound(f"no route for {method} /v1/{'/'.join(parts)}")
@@ -255,23 +214,112 @@ class RestApp:
         if verb is None and not tail:
             _expect(method, "GET")
             ready = dp.model_ready(name, version)
-            await _respond(send, 200, tfserving.model_status(dp.settings.model_version, ready))
-        elif verb is None and tail == ["metadata"]:
+            return Reply(200, tfserving.model_status(dp.settings.model_version, ready))
+        if verb is None and tail == ["metadata"]:
             _expect(method, "GET")
             metadata = dp.model_metadata(name, version)
-            body = tfserving.model_metadata(name, dp.settings.model_version, metadata)
-            await _respond(send, 200, body)
-        elif verb == "predict" and not tail:
+            return Reply(200, tfserving.model_metadata(name, dp.settings.model_version, metadata))
+        if verb == "predict" and not tail:
             _expect(method, "POST")
-            await self._infer(scope, receive, send, name, version, tf_serving=True)
-        elif verb in ("classify", "regress") and not tail:
+            return await self._infer(exchange, name, version, tf_serving=True)
+        if verb in ("classify", "regress") and not tail:
             raise ModelNotFound(f":{verb} is not served; use :predict")
-        else:
-            raise ModelNotFound(f"no route for {method} /v1/{'/'.join(parts)}")
+        raise ModelNotFound(f"no route for {method} /v1/{'/'.join(parts)}")
 
 
-def _header_length(scope: Scope) -> int | None:
-    raw = _header(scope, HEADER_LENGTH)
+class RestApp:
+    """The routes as an ASGI application (uvicorn, or any ASGI server)."""
+
+    def __init__(self, core: RestCore) -> None:
+        self.core = core
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        reply = await self.core.handle(_AsgiExchange(scope, receive))
+        if reply is None:
+            return  # the client left: there is nobody to answer
+        headers = [
+            (b"content-type", reply.content_type),
+            (b"content-length", str(len(reply.body)).encode()),
+        ]
+        if reply.extra:
+            headers.extend(reply.extra)
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await send({"type": "http.response.body", "body": reply.body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+class _AsgiExchange(Exchange):
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self._scope = scope
+        self._receive = receive
+        self.method = scope["method"]
+        self.path = scope["path"]
+
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self._scope["headers"]:
+            if key == name:
+                return bytes(value)
+        return None
+
+    async def body(self, limit: int) -> bytes:
+        declared = self.header(b"content-length")
+        if declared is not None:
+            try:
+                length = int(declared)
+            except ValueError:
+                raise BadRequest("Content-Length is not an integer") from None
+            if length > limit:
+                raise PayloadTooLarge(
+                    f"request body of {length} bytes exceeds the limit of {limit}"
+                )
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest("client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def on_leave(self, callback: Callable[[], None]) -> Callable[[], None]:
+        # uvicorn does not cancel a handler whose client left; its `receive` answers
+        # `http.disconnect` once the body is read. One small task per request watches it.
+        async def watch() -> None:
+            while (await self._receive())["type"] != "http.disconnect":
+                pass
+            callback()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+
+        def stop() -> None:
+            watcher.cancel()
+
+        return stop
+
+
+def _header_length(exchange: Exchange) -> int | None:
+    raw = exchange.header(HEADER_LENGTH)
     if raw is None:
         return None
     try:
@@ -281,24 +329,21 @@ def _header_length(scope: Scope) -> int | None:
 
 
 async def _unless_client_leaves(
-    work: Awaitable[InferenceResponse], receive: Receive
+    work: Awaitable[InferenceResponse], exchange: Exchange
 ) -> InferenceResponse | None:
     """Await `work`, unless the client disconnects first: then the handler is cancelled (a
-    request still queued for the model never runs) and None comes back. uvicorn does not cancel a
-    handler whose client left; its `receive` answers `http.disconnect` once the body is read.
-    One small task per request, and only where a request can wait (DataPlane.may_wait)."""
+    request still queued for the model never runs) and None comes back. Only where a request
+    can wait (DataPlane.may_wait)."""
     handler = asyncio.current_task()
     assert handler is not None
     left = False
 
-    async def watch() -> None:
+    def leave() -> None:
         nonlocal left
-        while (await receive())["type"] != "http.disconnect":
-            pass
         left = True
         handler.cancel()
 
-    watcher = asyncio.get_running_loop().create_task(watch())
+    stop_watching = exchange.on_leave(leave)
     try:
         return await work
     except asyncio.CancelledError:
@@ -307,12 +352,12 @@ async def _unless_client_leaves(
         handler.uncancel()  # our own cancellation, handled here: nobody above asked for it
         return None
     finally:
-        watcher.cancel()
+        stop_watching()
 
 
-def _requested_deadline(scope: Scope) -> float | None:
+def _requested_deadline(exchange: Exchange) -> float | None:
     """The client's own deadline in seconds (DEADLINE_HEADER, milliseconds), if it sent one."""
-    raw = _header(scope, DEADLINE_HEADER)
+    raw = exchange.header(DEADLINE_HEADER)
     if raw is None:
         return None
     try:

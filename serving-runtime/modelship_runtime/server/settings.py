@@ -23,6 +23,11 @@ class ServerSettings(BaseModel):
     http_port: int = Field(default=8080, ge=0, le=65535)
     # None turns the gRPC front end off.
     grpc_port: int | None = Field(default=8081, ge=0, le=65535)
+    # The HTTP/1.1 front end: the runtime's own (http1.py: httptools, no ASGI; the faster one,
+    # docs/benchmarks.md) or uvicorn running the same routes through ASGI.
+    http_server: Literal["modelship", "uvicorn"] = "modelship"
+    # An idle keep-alive connection is closed after this long; 0 keeps it open.
+    keep_alive_s: float = Field(default=5.0, ge=0.0, le=3600.0)
 
     # Batching is on only when both are positive: max_batch_size <= 1 or max_delay_ms == 0 is off.
     max_batch_size: int = Field(default=0, ge=0, le=65536)

@@ -194,3 +194,33 @@ def test_integer_tensors_keep_their_values() -> None:
     assert array.dtype == np.int16 and array.tolist() == [-32768, 0, 32767]
     booleans = decode_request(_int_request("UINT8", [True, False]), None).inputs[0].data
     assert booleans.tolist() == [1, 0]
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "expected"),
+    [
+        pytest.param("FP32", [0.5, 1, True], [0.5, 1.0, 1.0], id="flat FP32, ints and a bool"),
+        pytest.param("FP64", [[0.1], [0.2], [0.3]], [0.1, 0.2, 0.3], id="nested FP64"),
+        pytest.param("FP16", [1.5, -2.0, 65504.0], [1.5, -2.0, 65504.0], id="flat FP16"),
+    ],
+)
+def test_float_tensors_flat_or_nested(
+    datatype: str, data: list[object], expected: list[float]
+) -> None:
+    array = decode_request(_int_request(datatype, data), None).inputs[0].data
+    assert array.dtype.name == {"FP16": "float16", "FP32": "float32", "FP64": "float64"}[datatype]
+    np.testing.assert_array_equal(array.reshape(-1), np.asarray(expected, dtype=array.dtype))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param([1.0, {"a": 1}], id="an object"),
+        pytest.param([1.0, [2.0]], id="ragged nesting"),
+        pytest.param([1.0, "x"], id="a string that is no number"),
+    ],
+)
+def test_float_tensors_refuse_what_is_no_number(data: list[object]) -> None:
+    doc = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [2], "data": data}]}
+    with pytest.raises(BadRequest, match="does not hold FP32 values"):
+        decode_request(_json(doc), None)
