@@ -109,7 +109,10 @@ def main() -> int:
     model = bench.build_models(quantize=False)[args.model]
     port, grpc_port = bench.free_port(), bench.free_port()
     server = bench.Server("profiled modelship", "b", port, "/v2/models/m/infer", args.body)
-    argv = bench.modelship_argv(model, port, grpc_port, batching=args.batching)
+    # gRPC only when it is what is profiled: its idle poller thread would otherwise sit in
+    # every sample as a native call py-spy cannot tell from work.
+    grpc_on = grpc_port if args.body == "grpc" else -1
+    argv = bench.modelship_argv(model, port, grpc_on, batching=args.batching)
     bench.start_process(server, argv, {}, "/v2/health/ready")
     if server.process is None or server.note:
         print(server.note, file=sys.stderr)

@@ -1,8 +1,8 @@
 """The runtime's own HTTP/1.1 front end: asyncio protocols parsing with httptools (llhttp, the
 C parser uvicorn uses too) and handing each request to RestCore, with no ASGI layer between.
 
-Why not uvicorn: on one core, uvicorn and its ASGI messages took 25-30% of a request's time
-on the benchmark's MLP; this front end does the same HTTP work in about half of that
+Why not uvicorn: on one core, uvicorn and the ASGI layer took 25-34% of a request's time on
+the benchmark's MLP; this front end and the routes take 15%, and serve 1.2-2.2x the requests
 (docs/benchmarks.md, issue 16). What it does: keep-alive and pipelining (answers in order),
 chunked request bodies, `Expect: 100-continue`, HTTP/1.0, a bound on the request line and
 headers (431) and on the body (413, then the connection closes), an idle keep-alive timeout,
