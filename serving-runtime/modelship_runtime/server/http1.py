@@ -24,8 +24,14 @@ from urllib.parse import unquote
 import httptools
 import orjson
 
-from modelship_runtime.server.errors import InferenceError, PayloadTooLarge
-from modelship_runtime.server.rest import Exchange, Reply, RestCore
+from modelship_runtime.server.errors import BadRequest, InferenceError
+from modelship_runtime.server.rest import (
+    Exchange,
+    Reply,
+    RestCore,
+    declared_too_large,
+    grown_too_large,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +88,9 @@ class _Request(Exchange):
         return None
 
     async def body(self, limit: int) -> bytes:
+        # The connection held the body to RestCore's own limit while reading it.
         if self._error is not None:
             raise self._error
-        if len(self._body) > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
         return self._body
 
     def on_leave(self, callback: Callable[[], None]) -> Callable[[], None]:
@@ -251,15 +256,13 @@ class _Connection(asyncio.Protocol):
                 expect = value
         if declared is not None:
             try:
-                length = int(declared)
-            except ValueError:
-                raise _Refused(400, "Content-Length is not an integer") from None
-            if length > limit:
+                refusal = declared_too_large(declared, limit)
+            except BadRequest as exc:
+                raise _Refused(400, exc.message) from None
+            if refusal is not None:
                 # Answered now, without reading a body nobody will use; then the connection
                 # closes, as the rest of that body would otherwise be read as a request.
-                self._error = PayloadTooLarge(
-                    f"request body of {length} bytes exceeds the limit of {limit}"
-                )
+                self._error = refusal
                 self._dispatch()
                 raise _Stop
         if expect is not None and expect.lower() == b"100-continue":
@@ -269,8 +272,7 @@ class _Connection(asyncio.Protocol):
     def on_body(self, chunk: bytes) -> None:
         self._size += len(chunk)
         if self._size > self._front.core.max_body_bytes:
-            limit = self._front.core.max_body_bytes
-            self._error = PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+            self._error = grown_too_large(self._front.core.max_body_bytes)
             self._chunks = []
             self._dispatch()
             raise _Stop

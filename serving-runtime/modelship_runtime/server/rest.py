@@ -63,6 +63,23 @@ def _error(exc: InferenceError) -> Reply:
     return Reply(exc.status, orjson.dumps({"error": exc.message}), extra=extra)
 
 
+def declared_too_large(declared: bytes, limit: int) -> PayloadTooLarge | None:
+    """The refusal of a body whose Content-Length is over `limit`, known before reading it
+    (None when it fits); BadRequest when the header is not an integer."""
+    try:
+        length = int(declared)
+    except ValueError:
+        raise BadRequest("Content-Length is not an integer") from None
+    if length > limit:
+        return PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {limit}")
+    return None
+
+
+def grown_too_large(limit: int) -> PayloadTooLarge:
+    """The refusal of a body found over `limit` while reading it (chunked, or undeclared)."""
+    return PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+
+
 class Exchange(abc.ABC):
     """One request as a front end hands it over: the routes read it through these."""
 
@@ -277,15 +294,8 @@ class _AsgiExchange(Exchange):
 
     async def body(self, limit: int) -> bytes:
         declared = self.header(b"content-length")
-        if declared is not None:
-            try:
-                length = int(declared)
-            except ValueError:
-                raise BadRequest("Content-Length is not an integer") from None
-            if length > limit:
-                raise PayloadTooLarge(
-                    f"request body of {length} bytes exceeds the limit of {limit}"
-                )
+        if declared is not None and (refusal := declared_too_large(declared, limit)):
+            raise refusal
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -296,7 +306,7 @@ class _AsgiExchange(Exchange):
             if chunk:
                 size += len(chunk)
                 if size > limit:
-                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+                    raise grown_too_large(limit)
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 break
